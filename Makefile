@@ -1,0 +1,41 @@
+# The README's two commands: `make reports` and `make test`.
+# Each bootstraps .venv from requirements.lock (regenerate with `make lock`) with nothing but python3; the install step is a
+# no-op while .venv is newer than the lock file and pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.care-trends-installed
+
+# Raw official files: data/raw/ when it holds the snapshot, else the shared local mirror.
+RAW_DIR ?= $(if $(wildcard data/raw/SHA256SUMS),data/raw,../shared/data/raw)
+export CARE_TRENDS_RAW_DIR ?= $(abspath $(RAW_DIR))
+# Quiet, deterministic notebook kernels.
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: reports test venv bench clean lock
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+reports: $(STAMP)
+	$(BIN)/care-trends run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/care-trends bench
+
+clean:
+	rm -rf $(VENV) reports
+
+# Maintainers only: re-resolve the lock (needs uv: `python3 -m pip install uv`).
+lock:
+	uv pip compile pyproject.toml requirements-build.in --extra test --universal --python-version 3.11 --generate-hashes -o requirements.lock
