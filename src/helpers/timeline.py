@@ -58,6 +58,12 @@ def month_index(value) -> int:
     return (d.year - MONTH_ORIGIN.year) * 12 + (d.month - 1)
 
 
+def first_full_month_index(value) -> int:
+    """Month index of the first calendar month lying wholly after the date (1st of a month counts)."""
+    d = to_date(value)
+    return month_index(d) if d.day == 1 else month_index(d) + 1
+
+
 def month_from_index(index: int) -> pd.Period:
     """Inverse of month_index: 170 -> Period('2024-03', 'M')."""
     return MONTH_ORIGIN + int(index)
