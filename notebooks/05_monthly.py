@@ -1,0 +1,127 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Monthly starts and children in care, from SSDA903 episodes
+#
+# Published figures are annual, which leaves too few points after a recent programme for any
+# trend test. Every council holds its SSDA903 episode records, which give a monthly series of
+# children starting to be looked after and of children in care at each month end. This notebook
+# validates an episode extract, derives those series (DfE definitions: starts exclude short-break
+# placements; each child counted once in the annual check) and fits an interrupted time series
+# with seasonality at each event. Without a council's own files it runs on a **SYNTHETIC**
+# stand-in calibrated to the LA's published annual counts: its results show the method, not
+# what happened.
+
+# %% tags=["parameters"]
+analysis = "stoke-on-trent"
+la = "Stoke-on-Trent"
+start_year = 2014
+end_year = None
+family = "quasipoisson"
+events = [
+    {"name": "inadequate_2019", "title": "Ofsted judged services inadequate", "date": "2019-02-04", "effects": ["level", "slope"]},
+    {"name": "strategies_2020", "title": "Room to Grow, Early Help and Permanence strategies", "date": "2020-10-01", "effects": ["level", "slope"]},
+    {"name": "family_matters", "title": "Family Matters launched", "date": "2024-03-01", "effects": ["level"]},
+]
+ssda903_header = None
+ssda903_episodes = None
+seed = 20240301
+small_count_threshold = 5
+results_path = None
+
+# %%
+import re
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from helpers import its, plotting, results, ssda903
+from helpers.errors import CareTrendsError
+
+plotting.setup_style()
+extract = ssda903.load_or_synthesize(ssda903_header, ssda903_episodes, la=la, seed=seed)
+source = ("a SYNTHETIC extract generated child by child and calibrated to the published annual "
+          f"counts for {la}" if extract.synthetic else f"the SSDA903 extract supplied for {la}")
+display(Markdown(f"**Data:** {source}; {extract.report.n_episodes:,} usable episodes, "
+                 f"{extract.coverage_start:%B %Y} to {extract.coverage_end:%B %Y}. "
+                 "Validation report (counts only):"))
+print(extract.report)
+
+# %%
+window_start = max(pd.Timestamp(f"{start_year - 1}-04-01"), extract.coverage_start)
+window_end = None if end_year is None else f"{end_year}-03-31"
+monthly = ssda903.monthly_series(extract, start=window_start, end=window_end)
+try:
+    monthly = ssda903.attach_population(monthly, la)
+    offset = "population"
+except CareTrendsError:
+    offset = None  # no official population for this area: model counts without an offset
+plan = its.interventions_from_events(events, frequency="monthly")
+monthly_outcomes = {"starts": "Children starting to be looked after (per month)",
+            "cla_month_end": "Children looked after at month end"}
+fits = {outcome: its.fit_its(monthly, outcome=outcome, time="t", **plan, family=family,
+                             offset=offset, harmonics=2, period=12, season="calendar_month")
+        for outcome in monthly_outcomes}
+
+# %%
+fig, axes = plt.subplots(2, 1, figsize=(9, 8.5))
+for ax, (outcome, label) in zip(axes, monthly_outcomes.items()):
+    fits[outcome].plot(ax=ax, ylabel=label, synthetic=False,
+                       title=f"{label}, {la}" + (" (SYNTHETIC)" if extract.synthetic else ""))
+fig.tight_layout()
+if extract.synthetic:
+    plotting.mark_synthetic(fig)
+plt.show();
+
+# %%
+table = pd.concat([res.effects.assign(outcome=outcome) for outcome, res in fits.items()])
+table = table[["outcome", "intervention", "effect", "estimate", "ci_low", "ci_high", "p_value"]]
+display(Markdown("**Estimated changes** (rate ratios: 1 = no change; slope = change per month)"
+                 + (" — SYNTHETIC data" if extract.synthetic else "")))
+table.round(3).reset_index(drop=True)
+
+# %%
+annual = ssda903.annual_counts(extract)
+annual = annual[annual["reporting_year"] >= start_year]
+by_age = ssda903.starts_by(extract, "age_band", freq="reporting_year")
+published = annual.merge(by_age, on="reporting_year")
+display(Markdown("**Annual check** (DfE definition: each child counted once a year; starts by age "
+                 f"at entry; counts from 1 to {small_count_threshold - 1} shown as "
+                 f"<{small_count_threshold})" + (" — SYNTHETIC data" if extract.synthetic else "")))
+ssda903.suppress_small(published.drop(columns=["starts_periods", "ceased_periods"]),
+                       threshold=small_count_threshold)
+
+# %%
+reading = [f"### What the monthly series say{' (SYNTHETIC data)' if extract.synthetic else ''}"]
+for outcome, res in fits.items():
+    paragraphs = re.sub(r"(?<!\n)\n(?!\n)", "\n\n", res.summary())  # one line -> one paragraph
+    reading.append(f"**{monthly_outcomes[outcome]}.** " + paragraphs)
+if extract.synthetic:
+    reading.append("These series are SYNTHETIC: the annual totals match the published counts, "
+                   "but the months within each year are simulated, so the estimates illustrate "
+                   "the method rather than measure any programme. Point `ssda903_header` and "
+                   "`ssda903_episodes` at the council's own extract for real estimates.")
+display(Markdown("\n\n".join(reading)))
+
+# %%
+if results_path:
+    records = []
+    for outcome, res in fits.items():
+        records += res.to_records(analysis=analysis, notebook="05_monthly", la=la,
+                                  outcome=outcome, design="its_monthly"
+                                  + ("_synthetic" if extract.synthetic else ""))
+    results.save_records(records, results_path)

@@ -1,0 +1,50 @@
+"""A council's own SSDA903 episode files -> validated monthly series; and a SYNTHETIC stand-in.
+
+    from helpers import ssda903
+    extract = ssda903.load_903("header.csv", "episodes.csv")   # CareTrendsError if unusable
+    print(extract.report)                                      # counts only, no child-level data
+    monthly = ssda903.monthly_series(extract)                  # starts, ceased..., cla_month_end
+    annual = ssda903.annual_counts(extract)                    # DfE: each child once a year
+    synthetic = ssda903.synthetic_extract("Stoke-on-Trent")    # calibrated SYNTHETIC stand-in
+
+CLI: `care-trends validate-903 HEADER EPISODES` and `care-trends synth-903 --la LA --out DIR`.
+"""
+
+from __future__ import annotations
+
+from helpers.ssda903 import codes
+from helpers.ssda903.derive import (BREAKDOWNS, EXIT_COLUMNS, age_at, age_band, annual_counts,
+                                    attach_population,
+                                    in_care_at, monthly_series, starts_by, suppress_small)
+from helpers.ssda903.extract import (Extract, ValidationReport, load_903, parse_dates, read_table,
+                                     validate)
+from helpers.ssda903.synth import (Effect, SyntheticExtract, calibration_table, synthesize,
+                                   write_synthetic)
+from helpers.ssda903.cli import add_cli
+
+__all__ = ["codes", "BREAKDOWNS", "EXIT_COLUMNS", "age_at", "age_band", "annual_counts", "attach_population", "in_care_at",
+           "monthly_series", "starts_by", "suppress_small", "Extract", "ValidationReport", "load_903",
+           "parse_dates", "read_table", "validate", "Effect", "SyntheticExtract", "calibration_table",
+           "synthesize", "write_synthetic", "synthetic_extract", "add_cli", "load_or_synthesize"]
+
+
+def synthetic_extract(la: str = "Stoke-on-Trent", seed: int = 20240301, targets=None,
+                      effect: Effect | None = None) -> Extract:
+    """The SYNTHETIC stand-in as a validated Extract, generated in memory (no files written)."""
+    synth = synthesize(la, seed=seed, targets=targets, effect=effect)
+    extract = load_903(synth.header, synth.episodes, label=f"SYNTHETIC {la}")
+    extract.synthetic = True
+    return extract
+
+
+def load_or_synthesize(header=None, episodes=None, *, la: str = "Stoke-on-Trent",
+                       seed: int = 20240301, **kwargs) -> Extract:
+    """The notebook entry point: the council's files when both are given, else the SYNTHETIC
+    stand-in for `la`."""
+    if (header is None) != (episodes is None):
+        from helpers.errors import CareTrendsError
+        raise CareTrendsError("give both ssda903_header and ssda903_episodes (or neither, for the "
+                              "synthetic stand-in)")
+    if header is None:
+        return synthetic_extract(la, seed=seed)
+    return load_903(header, episodes, **kwargs)
