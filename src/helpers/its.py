@@ -596,9 +596,14 @@ class ITSResult(EffectResult):
         return Xcf.to_numpy(float)
 
     # -- tables -------------------------------------------------------------------------------
+    def _standard_errors(self) -> np.ndarray:
+        # A Newey-West variance for a term identified by a single point can come out as -1e-17:
+        # treat it as zero (no information) rather than take the root of a negative number.
+        return np.sqrt(np.clip(np.diag(self.cov_params.to_numpy()), 0.0, None))
+
     def _effects_table(self) -> pd.DataFrame:
         rows = []
-        se_all = np.sqrt(np.diag(self.cov_params.to_numpy()))
+        se_all = self._standard_errors()
         for ev in self.events:
             for eff in ev.effects:
                 j = self.design_matrix.columns.get_loc(f"{ev.name}:{eff}")
@@ -615,7 +620,7 @@ class ITSResult(EffectResult):
         return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
 
     def _coefficient_table(self) -> pd.DataFrame:
-        se = np.sqrt(np.diag(self.cov_params.to_numpy()))
+        se = self._standard_errors()
         b = self.params.to_numpy()
         stat = np.divide(b, se, out=np.full_like(b, np.nan), where=se > 0)
         p = (2 * stats.t.sf(np.abs(stat), self.df_resid) if self.interval == "t"

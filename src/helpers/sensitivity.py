@@ -56,16 +56,9 @@ def _rng(seed) -> np.random.Generator:
 
 
 def _fit_its(*args, **kwargs):
-    import warnings
-
     from helpers import its  # imported late: the ITS engine is optional for breaks/power
 
-    with warnings.catch_warnings():
-        # Interval sqrt of a zero variance (a dummy carried by one point under OLS-HAC): the
-        # NaN interval is the honest answer; the warning would only clutter reports.
-        warnings.filterwarnings("ignore", message="invalid value encountered in sqrt",
-                                category=RuntimeWarning)
-        return its.fit_its(*args, **kwargs)
+    return its.fit_its(*args, **kwargs)
 
 
 def _estimable_effects(t_values, times: Mapping, effects: Mapping, keep: str) -> dict | None:
