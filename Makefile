@@ -11,7 +11,6 @@ RAW_DIR ?= $(if $(wildcard data/raw/SHA256SUMS),data/raw,../shared/data/raw)
 export CARE_TRENDS_RAW_DIR ?= $(abspath $(RAW_DIR))
 # Quiet, deterministic notebook kernels.
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: reports test venv bench clean lock

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+
 import matplotlib
 
-matplotlib.use("Agg", force=False)
+if "ipykernel" in sys.modules:
+    # In Jupyter/papermill/nbval kernels show charts inline even when MPLBACKEND=Agg is exported
+    # (the Makefile does, for headless runs); forcing Agg here would silently drop every figure.
+    matplotlib.use("module://matplotlib_inline.backend_inline")
+else:
+    matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -33,3 +40,61 @@ def mark_synthetic(target) -> None:
     fig = target if hasattr(target, "add_axes") and not hasattr(target, "plot") else target.figure
     fig.text(0.5, 0.5, "SYNTHETIC", fontsize=48, color="#d1495b", alpha=0.18,
              ha="center", va="center", rotation=20, weight="bold")
+
+
+def figure_alt_text(fig) -> str:
+    """A text description of a chart for screen readers: titles, axis labels and legend entries."""
+    parts = []
+    if getattr(fig, "_suptitle", None) is not None and fig._suptitle.get_text():
+        parts.append(fig._suptitle.get_text())
+    for ax in fig.axes:
+        bits = [ax.get_title() or "Chart"]
+        if ax.get_xlabel() or ax.get_ylabel():
+            bits.append(f"{ax.get_ylabel() or 'value'} against {ax.get_xlabel() or 'x'}")
+        legend = ax.get_legend()
+        if legend is not None:
+            labels = [t.get_text() for t in legend.get_texts() if t.get_text()]
+            if labels:
+                bits.append("showing " + ", ".join(labels))
+        parts.append("; ".join(bits))
+    text = ". ".join(p for p in parts if p) or "Chart"
+    if any("SYNTHETIC" in t.get_text() for t in fig.texts):
+        text += " (SYNTHETIC data)"
+    return text
+
+
+def _register_alt_text() -> None:
+    """Inside a kernel, attach alt text to every inline PNG so the HTML reports can show it."""
+    try:
+        from IPython import get_ipython
+        from matplotlib.figure import Figure
+    except ImportError:  # pragma: no cover - plain Python without IPython
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    # As `%matplotlib inline`: registers the PNG printer and shows figures at the end of a cell,
+    # also when pyplot was imported earlier under MPLBACKEND=Agg.
+    shell.enable_matplotlib("inline")
+    formatter = shell.display_formatter.formatters["image/png"]
+    try:
+        base = formatter.lookup_by_type(Figure)
+    except KeyError:
+        return
+    if getattr(base, "_adds_alt_text", False):
+        return
+
+    def png_with_alt(fig):
+        data = base(fig)
+        if isinstance(data, tuple):  # (data, metadata) already
+            data, meta = data
+        else:
+            meta = {}
+        return data, {**meta, "alt": figure_alt_text(fig)}
+
+    png_with_alt._adds_alt_text = True
+    formatter.for_type(Figure, png_with_alt)
+
+
+if "ipykernel" in sys.modules:
+    _register_alt_text()

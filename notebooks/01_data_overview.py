@@ -1,0 +1,92 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.16.0
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Data overview: what the figures are and where they come from
+#
+# Every later notebook rests on three official yearly counts for the local authority: children
+# **starting** to be looked after during the year, children **ceasing** to be looked after, and
+# children **looked after on 31 March**. This notebook says where each number comes from, which
+# years are covered for the chosen authority and where the gaps are, and sets the official figures
+# beside the numbers the council has reported itself, so the two are never confused.
+
+# %% tags=["parameters"]
+analysis = "stoke-on-trent"
+la = "Stoke-on-Trent"
+start_year = 2014
+
+# %%
+from IPython.display import Markdown
+
+from helpers import data, plotting, timeline, views
+
+plotting.setup_style()
+area = data.resolve_la(la)
+first, last = area.first_year, area.last_year
+Markdown(
+    f"**{area.la_name}** (old LA code {area.la_code}, new code {area.new_la_code}, "
+    f"{area.region_name}). Official figures cover reporting years "
+    f"{timeline.reporting_year_label(first)} to {timeline.reporting_year_label(last)}; the "
+    f"analysis window starts in {timeline.reporting_year_label(start_year)}."
+)
+
+# %% [markdown]
+# ## What the data are
+#
+# - **Source.** The Department for Education's *Children looked after in England* statistics,
+#   built from the SSDA903 return every council makes each year; populations are ONS mid-year
+#   estimates of children aged under 18. Crown copyright, Open Government Licence v3.0.
+# - **Years** are reporting years ending 31 March: 2025 means 1 April 2024 to 31 March 2025.
+# - **Counts** for 2010-2017 come from the Statistical First Release underlying data as first
+#   published; from 2018 from the newest Explore Education Statistics release holding the year.
+# - **Rates per 10,000 children** are published from 2015 (31 March) and 2018 (starts, ceased);
+#   earlier rates are computed here from published counts and ONS populations, and 2011-2012 use
+#   a population interpolated between published estimates. Each row says which.
+
+# %%
+views.Table(views.coverage_table(area.la_code),
+            caption=f"{area.la_name}: coverage of the official series")
+
+# %%
+views.Table(views.provenance_table(area.la_code),
+            caption=f"{area.la_name}: children looked after on 31 March, year by year, "
+                    "with the source of each number")
+
+# %% [markdown]
+# ## Official and council-reported figures
+#
+# Councils also report their own, more recent counts (committee papers, press releases). They
+# are useful for seeing where the numbers are heading but are **not official statistics**: they
+# may count on a different date or basis and are not revised. They are shown here, labelled, and
+# never enter a model.
+
+# %%
+council = views.official_vs_council(area.la_code)
+if council.empty:
+    display(Markdown(f"No council-reported figures are recorded for {area.la_name}."))
+else:
+    display(views.Table(council, caption=f"{area.la_name}: council-reported counts beside the "
+                                         "official 31 March figure (same reporting year)"))
+    views.plot_official_vs_council(area.la_code);
+
+# %%
+breaks = data.boundary_breaks()
+mine = breaks[breaks["la_code"] == area.la_code]
+Markdown(
+    f"**Boundary changes:** {mine['boundary_change'].iloc[0]}" if len(mine)
+    else f"**Boundary changes:** none affect {area.la_name} in these years, so its series is "
+         "continuous. Where other authorities merged or split (Dorset and BCP 2019, "
+         "Northamptonshire 2021, Cumbria 2023 and others), comparisons drop or cut them."
+)

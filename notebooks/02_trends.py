@@ -1,0 +1,104 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Trends since 2010: how the authority compares
+#
+# Before asking whether a programme changed anything, this notebook shows what happened: the
+# number and rate of children looked after, starting and ceasing for the authority since 2010,
+# against its statistical neighbours, its region and England; where it ranks among all English
+# authorities each year; and whether the number in care grew because more children came in or
+# fewer left.
+
+# %% tags=["parameters"]
+analysis = "stoke-on-trent"
+la = "Stoke-on-Trent"
+start_year = 2014
+events = [
+    {"name": "inadequate_2019", "title": "Ofsted judged services inadequate", "date": "2019-02-04", "effects": ["level", "slope"]},
+    {"name": "strategies_2020", "title": "Room to Grow, Early Help and Permanence strategies", "date": "2020-10-01", "effects": ["level", "slope"]},
+    {"name": "family_matters", "title": "Family Matters launched", "date": "2024-03-01", "effects": ["level"]},
+]
+
+# %%
+import matplotlib.pyplot as plt
+from IPython.display import Markdown
+
+from helpers import data, plotting, views
+
+plotting.setup_style()
+area = data.resolve_la(la)
+marks = views.event_marks(events)
+stock = views.comparison_rates(area.la_code, "cla_31_march", start_year=2010)
+starts = views.comparison_rates(area.la_code, "starts", start_year=2010)
+latest = stock.iloc[-1]
+Markdown(
+    f"In {int(latest['year'])}, {area.la_name} had **{latest[area.la_name]:.0f} children looked "
+    f"after per 10,000** children, against {latest['statistical neighbours']:.0f} across its "
+    f"statistical neighbours, {latest[area.region_name]:.0f} in the {area.region_name} and "
+    f"{latest['England']:.0f} in England. In {int(stock['year'].iloc[0])} the figures were "
+    f"{stock[area.la_name].iloc[0]:.0f} and {stock['England'].iloc[0]:.0f} (England)."
+)
+
+# %% [markdown]
+# ## Rates per 10,000 children
+# Statistical neighbours are DfE's 2021 children's-services neighbours, pooled (their counts
+# summed over their populations). Dashed lines mark the events declared for this analysis.
+
+# %%
+views.plot_comparison(stock, area.la_name, "cla_31_march", marks);
+
+# %%
+views.plot_comparison(starts, area.la_name, "starts", marks);
+
+# %%
+views.Table(stock.round(1), caption="Children looked after on 31 March per 10,000 children")
+
+# %%
+views.Table(starts.round(1), caption="Children starting to be looked after per 10,000 children")
+
+# %% [markdown]
+# ## Rank among all English authorities
+
+# %%
+rank = views.rank_by_year(area.la_code, "cla_31_march", start_year=2010)
+top = rank.loc[rank["rank (1 = highest)"].idxmin()]
+display(views.Table(rank, caption=f"{area.la_name}: rank by rate of children looked after "
+                                  "on 31 March (1 = highest rate in England)"))
+Markdown(
+    f"{area.la_name} ranked {rank['rank (1 = highest)'].iloc[0]} of "
+    f"{rank['of LAs'].iloc[0]} authorities in {rank['year'].iloc[0]} and "
+    f"{rank['rank (1 = highest)'].iloc[-1]} of {rank['of LAs'].iloc[-1]} in "
+    f"{rank['year'].iloc[-1]}; its highest position was {int(top['rank (1 = highest)'])} in "
+    f"{int(top['year'])}."
+)
+
+# %% [markdown]
+# ## Growth decomposition: starts against exits
+# The change in the number looked after over a year equals the children who started minus those
+# who ceased, plus a small remainder ("other": revisions between editions and children counted
+# in a different year's return).
+
+# %%
+decomposition = views.growth_decomposition(area.la_code, start_year=2010)
+views.plot_decomposition(decomposition, area.la_name, marks);
+
+# %%
+views.Table(decomposition, caption=f"{area.la_name}: change in children looked after, "
+                                   "starts and exits by year")
+
+# %%
+split = min(v for v in marks.values()) + 0.5
+Markdown(views.decomposition_reading(decomposition, area.la_name, split_year=int(split)))

@@ -1,0 +1,93 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Summary: what the designs agree on
+#
+# This notebook gathers the estimates every other notebook of the analysis published (single
+# series ITS, comparative designs, monthly series, sensitivity analyses) and reads them together:
+# one triangulation table of design, estimate, interval and verdict, the findings in plain
+# English, and the caveats that limit them. When a design's results are missing (its notebook
+# was not run or could not estimate), the summary says so rather than failing.
+
+# %% tags=["parameters"]
+analysis = "stoke-on-trent"
+la = "Stoke-on-Trent"
+outcomes = ["starts", "cla_31_march", "ceased"]
+events = [
+    {"name": "inadequate_2019", "title": "Ofsted judged services inadequate", "date": "2019-02-04", "effects": ["level", "slope"]},
+    {"name": "strategies_2020", "title": "Room to Grow, Early Help and Permanence strategies", "date": "2020-10-01", "effects": ["level", "slope"]},
+    {"name": "family_matters", "title": "Family Matters launched", "date": "2024-03-01", "effects": ["level"]},
+]
+results_dir = None
+
+# %% [markdown]
+# <!-- nbval: the cells below depend on which results exist (reports/ is built by
+# `care-trends run`), so their outputs are not compared; they must still run without error. -->
+
+# %% tags=["nbval-ignore-output"]
+from IPython.display import Markdown
+
+from helpers import data, views
+
+area = data.resolve_la(la)
+records = views.load_results(analysis, results_dir)
+designs = sorted({views.design_label(d) for d in records["design"].dropna()})
+missing = views.missing_results(records)
+Markdown(
+    (f"Estimates found for **{area.la_name}**: {len(records)} from "
+     f"{records['notebook'].nunique()} notebooks ({', '.join(designs)})."
+     if len(records) else
+     f"No published estimates were found for {area.la_name} yet. Run `care-trends run "
+     f"{analysis}` to execute the analysis; this summary then reads its results.")
+    + (f" No results from {', '.join(missing)} (not run, failed, or nothing estimable): the "
+       "findings below leave those designs out." if missing and len(records) else "")
+)
+
+# %% [markdown]
+# ## Findings
+# Each line counts, for the main outcome (children starting to be looked after), how many
+# designs find fewer or more starts than the pre-existing trend predicted with an interval that
+# excludes no change.
+
+# %% tags=["headline", "nbval-ignore-output"]
+titles = {e["name"]: e.get("title", e["name"]) for e in events}
+Markdown(views.findings_text(records, area.la_name, outcome=outcomes[0], effect="level",
+                             titles=titles))
+
+# %% [markdown]
+# ## Triangulation table
+# Level changes for the main outcome: ratios (1 = no change) for count models, differences for
+# linear ones. Agreement across designs with different weaknesses is what makes a finding
+# credible; a single design's estimate is not enough.
+
+# %% tags=["nbval-ignore-output"]
+views.Table(views.triangulation_table(records, outcome=outcomes[0], effect="level",
+                                      titles=titles),
+            caption=f"{area.la_name}: {views.OUTCOME_LABELS[outcomes[0]].lower()}, "
+                    "level change by design and event")
+
+# %% [markdown]
+# ## Caveats
+# - **Few years.** Annual series give about a dozen points from 2014; each model estimates
+#   several parameters from them, so intervals are wide and single years matter.
+# - **Recent programmes.** An event from early 2024 has one full post year (2024-25) in the
+#   official data: an early signal, not a measured effect. Monthly SSDA903 data shorten the wait.
+# - **Other things changed at the same time.** A single series attributes any change at an event
+#   to it; the comparative designs (neighbours, region, synthetic control) test that, and they
+#   assume the comparators were not affected by similar programmes.
+# - **Definitions.** Starts and exits are counted per child per year; council-reported figures
+#   are not official statistics and never enter a model. Synthetic data, where used, is
+#   labelled SYNTHETIC and shows the method, not what happened.
