@@ -40,7 +40,7 @@ results_dir = None
 # %% tags=["nbval-ignore-output"]
 from IPython.display import Markdown
 
-from helpers import data, views
+from helpers import data, sensitivity, views
 
 area = data.resolve_la(la)
 records = views.load_results(analysis, results_dir)
@@ -66,6 +66,17 @@ Markdown(
 titles = {e["name"]: e.get("title", e["name"]) for e in events}
 Markdown(views.findings_text(records, area.la_name, outcome=outcomes[0], effect="level",
                              titles=titles))
+
+# %% [markdown]
+# ## How sure can anyone be, and when will we know?
+# From the sensitivity notebook: how much the latest event's estimate moves across reasonable
+# specifications and placebo dates, and how much data a trend test would need.
+
+# %% tags=["nbval-ignore-output"]
+sensitivity_headline = sensitivity.load_headline(results_dir) if results_dir else None
+Markdown(sensitivity_headline["text"] if sensitivity_headline else
+         "The sensitivity analyses have not been run with this summary (run `care-trends run "
+         f"{analysis}`), so how fragile the estimates are is not quoted here.")
 
 # %% [markdown]
 # ## Triangulation table

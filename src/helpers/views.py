@@ -460,7 +460,9 @@ def results_file(analysis: str, results_dir=None) -> list[Path]:
     """Where the summary reads results: the runner's results folder, else the last published
     reports/<analysis>/results.json."""
     if results_dir:
-        return sorted(Path(results_dir).glob("*.json"))
+        # Records only: the sensitivity notebook also leaves `<stem>.headline.json` there.
+        return sorted(p for p in Path(results_dir).glob("*.json")
+                      if not p.name.endswith(".headline.json"))
     published = paths.reports_dir() / analysis / "results.json"
     return [published] if published.exists() else []
 
