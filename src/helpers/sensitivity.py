@@ -268,7 +268,10 @@ def placebo_in_time(df: pd.DataFrame, events: Sequence[Mapping], *, outcome: str
             "n_placebo": len(plac), "n_smaller": len(plac) - n_ge,
             "rank_p": (1 + n_ge) / (1 + len(plac)),
             "placebo_low": plac["percent"].min() if len(plac) else np.nan,
-            "placebo_high": plac["percent"].max() if len(plac) else np.nan})
+            "placebo_high": plac["percent"].max() if len(plac) else np.nan,
+            # The same spread on the estimate's own scale (ratio or difference), for records.
+            "placebo_estimate_low": plac["estimate"].min() if len(plac) else np.nan,
+            "placebo_estimate_high": plac["estimate"].max() if len(plac) else np.nan})
     return PlaceboResult(table, pd.DataFrame(summary_rows))
 
 
@@ -1360,7 +1363,7 @@ def to_records(*, placebo: PlaceboResult | None = None, spec: SpecCurveResult | 
                head: Mapping | None = None, outcome: str | None = None, **context) -> list[dict]:
     """results.json records (RECORD_COLUMNS plus a few named extras) for the sensitivity notebook.
 
-    design "placebo_in_time": estimate = the real estimate, ci = placebo range (%), p_value =
+    design "placebo_in_time": estimate = the real estimate, ci = placebo range (same scale), p_value =
     placebo rank p. "specification_curve": estimate = median % change, ci = min/max over specs,
     p_value = None. "power_mde": estimate = MDE (% fall), effect "level_mde_<frequency>_<n>".
     "calibration": estimate = false-positive rate, extra coverage_95 and n_sim.
@@ -1383,7 +1386,8 @@ def to_records(*, placebo: PlaceboResult | None = None, spec: SpecCurveResult | 
     if placebo is not None:
         for r in placebo.summary_table.to_dict("records"):
             add(event=r["event"], design="placebo_in_time", effect=r["effect"],
-                estimate=r["estimate"], ci_low=r["placebo_low"], ci_high=r["placebo_high"],
+                estimate=r["estimate"], ci_low=r["placebo_estimate_low"],
+                ci_high=r["placebo_estimate_high"],
                 p_value=r["rank_p"], scale=r["scale"], n_placebo=int(r["n_placebo"]))
     if spec is not None:
         s = spec.stats()
