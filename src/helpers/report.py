@@ -6,9 +6,12 @@ An *analysis* is a YAML file of notebook parameters under `notebooks/params/` (e
 1. validates every analysis' parameters against the data BEFORE anything runs (unknown LA,
    unknown outcome, event outside the data -> one clear line, exit 2, previous reports untouched);
 2. executes every `notebooks/NN_*.ipynb` into a temporary folder next to `reports/<analysis>/`,
-   passing each notebook only the parameters it declares (plus `results_path`/`results_dir`),
-   independent notebooks in parallel (2 worker processes), notebooks that read the others' results
-   (they declare `results_dir`, e.g. 09_summary) afterwards;
+   passing each notebook only the parameters it declares (plus `results_path`/`results_dir`).
+   One pool of worker processes (2 by default) serves every analysis: all analyses' independent
+   notebooks are queued together, longest first by the last run's timings; an analysis'
+   notebooks that read the others' results (they declare `results_dir`, e.g. 09_summary) start
+   once its other notebooks are done. An analysis whose notebook fails keeps its previous
+   reports; the others still publish;
 3. renders each executed notebook to accessible HTML with the code hidden, merges every
    notebook's records into `results.json`, then swaps the new folder in for the old one;
 4. rewrites `reports/index.html` linking every analysis and notebook with its headline finding.
@@ -60,6 +63,7 @@ DEFAULT_WORKERS = 2
 TEMPLATE_NAME = "care_trends"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 MANIFEST = "manifest.json"
+ALL_LAS_TEMPLATE = "all-las.yaml"  # in notebooks/params/templates/
 # Kernel log chatter off the console; a kernel that fails still surfaces as an error.
 KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 
@@ -70,6 +74,11 @@ KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 
 def params_dir() -> Path:
     return paths.notebooks_dir() / "params"
+
+
+def all_las_template() -> Path:
+    """The template `care-trends run --all-las` uses when no analysis is named."""
+    return params_dir() / "templates" / ALL_LAS_TEMPLATE
 
 
 def list_analyses(directory: Path | None = None) -> list[str]:
@@ -302,12 +311,30 @@ def validate_params(params: dict, declared: set[str] | None = None) -> dict:
 
     for key in ("ssda903_header", "ssda903_episodes"):
         value = params.get(key)
-        if value and not Path(value).expanduser().exists():
-            fail(f"{key} file {value} not found; give the path to your SSDA903 extract "
-                 "or leave it empty for the synthetic stand-in")
+        if value:
+            checked[key] = _ssda903_files(value, key, fail)
     if "seed" in params and not isinstance(params["seed"], int):
         fail(f"seed {params['seed']!r} must be a whole number")
     return checked
+
+
+def _ssda903_files(value, key: str, fail):
+    """What helpers.ssda903.load_903 accepts (a path, a glob pattern, a comma-separated list or
+    a list of those), checked now and made absolute: notebooks run in the report folder."""
+    from helpers.ssda903.extract import _expand
+
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+        fail(f"{key} must be a path, a pattern or a list of paths to your SSDA903 extract")
+    try:
+        files = _expand(value)
+    except CareTrendsError as exc:
+        fail(f"{key}: {exc} (or leave it empty for the synthetic stand-in)")
+    if not files:
+        fail(f"{key} names no file; give the path to your SSDA903 extract "
+             "or leave it empty for the synthetic stand-in")
+    absolute = [str(Path(f).resolve()) for f in files]
+    return absolute[0] if isinstance(value, str) and len(absolute) == 1 else absolute
 
 
 def _field(record, key):
@@ -390,6 +417,264 @@ def _can_fork_workers() -> bool:
     return not multiprocessing.current_process().daemon
 
 
+def _warm_worker() -> None:
+    """Import what every notebook job needs once per worker, while the parent validates."""
+    import nbconvert  # noqa: F401
+    import papermill  # noqa: F401
+
+
+class NotebookPool:
+    """Worker processes shared by every notebook of every analysis in one `care-trends run`.
+
+    Started before validation so the workers' imports (papermill, nbconvert) overlap it; a
+    worker then runs one notebook after another without paying them again."""
+
+    def __init__(self, workers: int = DEFAULT_WORKERS):
+        self.workers = max(1, int(workers))
+        self._pool = None
+        if self.workers > 1 and _can_fork_workers():
+            self._start()
+
+    @property
+    def parallel(self) -> bool:
+        return self._pool is not None
+
+    def _start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")  # safe with threads and on Windows
+        self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        for _ in range(self.workers):
+            self._pool.submit(_warm_worker)
+
+    def submit(self, job: tuple) -> cf.Future:
+        return self._pool.submit(_execute_one, *job)
+
+    def restart(self) -> None:
+        """Stop every worker (a notebook over its timeout) and start fresh ones."""
+        self.close(kill=True)
+        self._start()
+
+    def close(self, kill: bool = False) -> None:
+        if self._pool is None:
+            return
+        if kill:
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                if process.is_alive():
+                    process.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close(kill=exc[0] is not None)
+
+
+class _AnalysisRun:
+    """One analysis' state while its notebooks run: its temporary folder, stages and outcomes."""
+
+    def __init__(self, params: dict, out_dir: Path, notebook_dir, timeout: float):
+        self.params = params
+        self.analysis = str(params["analysis"])
+        self.out_dir = out_dir
+        self.notebooks = discover_notebooks(notebook_dir, params.get("notebooks"))
+        self.declared = {nb: notebook_parameters(nb) for nb in self.notebooks}
+        self.stages = plan_stages(self.declared)
+        self.timeout = timeout
+        self.header = _header(params, self.notebooks)
+        self.outcomes: dict[str, dict] = {}
+        self.running = 0
+        self.error: str | None = None
+        self.manifest: dict | None = None
+        self.previous = _previous_seconds(out_dir)
+        self.start = time.monotonic()
+        self.work = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+        (self.work / "results").mkdir(parents=True)
+
+    def next_stage(self) -> list[tuple]:
+        """Jobs of the next stage (empty when every stage has run)."""
+        if not self.stages:
+            return []
+        stage = self.stages.pop(0)
+        return [(str(nb), str(self.work), notebook_inputs(self.params, self.declared[nb], nb.stem),
+                 self.timeout, self.header) for nb in stage]
+
+    def publish(self) -> None:
+        self.manifest = _finish(self.work, self.params, self.notebooks, self.outcomes, self.header)
+        self.manifest["seconds"] = round(time.monotonic() - self.start, 1)
+        _swap(self.work, self.out_dir)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _previous_seconds(out_dir: Path) -> dict[str, float]:
+    """Per-notebook seconds of the last published run (to start the longest notebooks first)."""
+    try:
+        manifest = json.loads((Path(out_dir) / MANIFEST).read_text())
+        return {n["stem"]: float(n.get("seconds") or 0) for n in manifest["notebooks"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def run_analyses(plans: list[dict], reports_root, *, notebook_dir=None,
+                 workers: int = DEFAULT_WORKERS, timeout: float = DEFAULT_TIMEOUT,
+                 progress: bool = True, pool: NotebookPool | None = None) -> dict[str, dict | str]:
+    """Execute several validated analyses into reports_root/<analysis>/ with one shared pool.
+
+    Every analysis' independent notebooks are scheduled together, longest first (by the last
+    run's timings, so e.g. 06_sensitivity starts first); an analysis' summary notebooks start as
+    soon as its own other notebooks are done. Each analysis writes to its own temporary folder
+    that replaces reports/<analysis>/ only when all its notebooks succeeded; a failed analysis
+    leaves its previous reports untouched (partly-run folder under .failed/) while the others
+    still publish. Returns {analysis: manifest} for successes and {analysis: one-line error}."""
+
+    reports_root = Path(reports_root).resolve()
+    targets = [(p, reports_root / str(p["analysis"])) for p in plans]
+    results = _run_all(targets, notebook_dir=notebook_dir, workers=workers, timeout=timeout,
+                       progress=progress, pool=pool)
+    return {str(p["analysis"]): result for p, result in zip(plans, results)}
+
+
+def _run_all(targets: list[tuple[dict, Path]], *, notebook_dir, workers: int, timeout: float,
+             progress: bool, pool: NotebookPool | None) -> list[dict | str]:
+    """run_analyses for (params, out_dir) pairs; a manifest or a one-line error for each."""
+    from tqdm.auto import tqdm
+
+    runs: list[_AnalysisRun] = []
+    try:
+        for p, out in targets:
+            runs.append(_AnalysisRun(_plain(dict(p)), Path(out).resolve(), notebook_dir, timeout))
+        return _schedule(runs, workers=workers, timeout=timeout, progress=progress, pool=pool)
+    finally:
+        for run in runs:
+            run.cleanup()
+
+
+def _schedule(runs: list[_AnalysisRun], *, workers: int, timeout: float, progress: bool,
+              pool: NotebookPool | None) -> list[dict | str]:
+    from tqdm.auto import tqdm
+
+    fallback: dict[str, float] = {}
+    for run in runs:
+        for stem, seconds in run.previous.items():
+            fallback[stem] = max(fallback.get(stem, 0.0), seconds)
+    order = {id(run): i for i, run in enumerate(runs)}
+    ready: list[tuple[_AnalysisRun, tuple]] = []
+
+    def expected(item) -> float:
+        stem = Path(item[1][0]).stem
+        return item[0].previous.get(stem, fallback.get(stem, 0.0))
+
+    def enqueue(run: _AnalysisRun, jobs: list[tuple]) -> None:
+        ready.extend((run, job) for job in jobs)
+        # Longest first; ties in analysis then notebook order.
+        ready.sort(key=lambda item: (-expected(item), order[id(item[0])], item[1][0]))
+
+    def completed(run: _AnalysisRun, outcome: dict) -> None:
+        run.running -= 1
+        bar.update(1)
+        if run.error is not None:
+            return
+        run.outcomes[outcome["stem"]] = outcome
+        if not outcome["ok"]:
+            run.error = outcome
+            ready[:] = [item for item in ready if item[0] is not run]
+            return
+        if run.running == 0 and not any(item[0] is run for item in ready):
+            jobs = run.next_stage()
+            if jobs:
+                enqueue(run, jobs)
+                return
+            try:
+                run.publish()
+            except OSError as exc:
+                run.error = {"stem": "(publishing)", "ename": type(exc).__name__,
+                             "evalue": str(exc)}
+
+    bar = tqdm(total=sum(len(run.notebooks) for run in runs), desc="notebooks", unit="notebook",
+               file=sys.stderr, disable=not progress, leave=True, dynamic_ncols=True)
+    own_pool = pool is None
+    pool = pool if pool is not None else NotebookPool(workers)
+    clean = False
+    try:
+        for run in runs:
+            enqueue(run, run.next_stage())
+        if pool.parallel:
+            _run_pooled(pool, ready, completed, timeout, bar)
+        else:
+            while ready:
+                run, job = ready.pop(0)
+                bar.set_postfix_str(f"{run.analysis}/{Path(job[0]).stem}")
+                run.running += 1
+                completed(run, _execute_one(*job))
+        clean = True
+    finally:
+        bar.close()
+        if own_pool or not clean:
+            pool.close(kill=not clean)
+    results: list[dict | str] = []
+    for run in runs:
+        if run.manifest is not None:
+            results.append(run.manifest)
+        else:
+            results.append(_failure_message(run.analysis, run.error,
+                                            _keep_failed(run.work, run.out_dir)))
+    return results
+
+
+def _run_pooled(pool: NotebookPool, ready: list, completed, timeout: float, bar) -> None:
+    """At most `pool.workers` notebooks at a time, each with its own deadline.
+
+    A notebook over its timeout fails its analysis; the workers are restarted (their kernels
+    notice their parent has gone and exit) and the other notebooks that were running then are
+    started again."""
+    running: dict[cf.Future, tuple] = {}
+    while ready or running:
+        while ready and len(running) < pool.workers:
+            run, job = ready.pop(0)
+            run.running += 1
+            running[pool.submit(job)] = (run, job, time.monotonic())
+        bar.set_postfix_str(", ".join(sorted(f"{r.analysis}/{Path(j[0]).stem}"
+                                             for r, j, _ in running.values())))
+        finished, _ = cf.wait(running, timeout=5, return_when=cf.FIRST_COMPLETED)
+        broken = False
+        for future in finished:
+            run, job, _ = running.pop(future)
+            try:
+                outcome = future.result()
+            except Exception as exc:  # worker process died
+                broken = broken or isinstance(exc, cf.BrokenExecutor)
+                outcome = {"stem": Path(job[0]).stem, "ok": False, "cell": None,
+                           "ename": type(exc).__name__, "evalue": str(exc)}
+            completed(run, outcome)
+        if broken:  # the notebooks still queued (other analyses) get fresh workers
+            for run, job, _ in running.values():
+                completed(run, {"stem": Path(job[0]).stem, "ok": False, "cell": None,
+                                "ename": "BrokenProcessPool", "evalue": "a worker process died"})
+            running.clear()
+            pool.restart()
+            continue
+        now = time.monotonic()
+        late = [f for f, (_, _, started) in running.items()
+                if now - started > timeout + 30]  # the grace covers kernel start and HTML
+        if late:
+            for future in late:
+                run, job, _ = running.pop(future)
+                completed(run, {"stem": Path(job[0]).stem, "ok": False, "cell": None,
+                                "ename": "Timeout",
+                                "evalue": f"did not finish within {timeout:.0f} s; "
+                                          "raise --timeout or make the notebook faster"})
+            pool.restart()
+            for run, job, _ in running.values():  # stopped with the late one: run them again
+                run.running -= 1
+                if run.error is None:
+                    ready.insert(0, (run, job))
+            running.clear()
+
+
 def run_analysis(params: dict, out_dir, *, notebook_dir=None, workers: int = DEFAULT_WORKERS,
                  timeout: float = DEFAULT_TIMEOUT, progress: bool = True,
                  validate: bool = True) -> dict:
@@ -400,96 +685,17 @@ def run_analysis(params: dict, out_dir, *, notebook_dir=None, workers: int = DEF
     partly-run folder is kept under <out_dir.parent>/.failed/<analysis>/ and CareTrendsError
     names the notebook and cell. `timeout` is per notebook (seconds); `workers` notebooks run at
     once (1 = in this process)."""
-    from tqdm.auto import tqdm
-
     params = _plain(dict(params))
     params.setdefault("analysis", Path(out_dir).name)
-    analysis = str(params["analysis"])
-    out_dir = Path(out_dir).resolve()
-    notebooks = discover_notebooks(notebook_dir, params.get("notebooks"))
-    declared = {nb: notebook_parameters(nb) for nb in notebooks}
     if validate:
         # Keys for notebooks outside a restricted run are still legitimate parameters.
         every = set().union(*(notebook_parameters(nb) for nb in discover_notebooks(notebook_dir)))
         params = validate_params(params, every)
-    stages = plan_stages(declared)
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "results").mkdir(parents=True)
-    header = _header(params, notebooks)
-    bar = tqdm(total=len(notebooks), desc=analysis, unit="notebook", file=sys.stderr,
-               disable=not progress, leave=True, dynamic_ncols=True)
-    outcomes: dict[str, dict] = {}
-    start = time.monotonic()
-    try:
-        for stage in stages:
-            jobs = [(str(nb), str(work), notebook_inputs(params, declared[nb], nb.stem),
-                     timeout, header) for nb in stage]
-            if workers > 1 and len(jobs) > 1 and _can_fork_workers():
-                results = _run_parallel(jobs, workers, timeout, bar)
-            else:
-                results = []
-                for job in jobs:
-                    bar.set_postfix_str(Path(job[0]).stem)
-                    results.append(_execute_one(*job))
-                    bar.update(1)
-            for outcome in results:
-                outcomes[outcome["stem"]] = outcome
-                if not outcome["ok"]:
-                    kept = _keep_failed(work, out_dir)
-                    raise CareTrendsError(_failure_message(analysis, outcome, kept))
-        manifest = _finish(work, params, notebooks, outcomes, header)
-        manifest["seconds"] = round(time.monotonic() - start, 1)
-        _swap(work, out_dir)
-    finally:
-        bar.close()
-        shutil.rmtree(work, ignore_errors=True)
-    return manifest
-
-
-def _run_parallel(jobs: list, workers: int, timeout: float, bar) -> list[dict]:
-    """At most `workers` notebooks at a time, each in its own process with its own deadline.
-
-    A notebook over its timeout is stopped by terminating the worker processes (its kernel
-    notices its parent has gone and exits)."""
-    ctx = multiprocessing.get_context("spawn")  # safe with threads and on Windows
-    pending = list(jobs)
-    running: dict[cf.Future, tuple[str, float]] = {}
-    done: list[dict] = []
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-    try:
-        while pending or running:
-            while pending and len(running) < workers:
-                job = pending.pop(0)
-                running[pool.submit(_execute_one, *job)] = (Path(job[0]).stem, time.monotonic())
-            bar.set_postfix_str(", ".join(sorted(stem for stem, _ in running.values())))
-            finished, _ = cf.wait(running, timeout=5, return_when=cf.FIRST_COMPLETED)
-            for future in finished:
-                stem, _ = running.pop(future)
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # worker process died
-                    outcome = {"stem": stem, "ok": False, "cell": None,
-                               "ename": type(exc).__name__, "evalue": str(exc)}
-                done.append(outcome)
-                bar.update(1)
-                if not outcome["ok"]:
-                    return done  # stop early: the analysis has failed
-            now = time.monotonic()
-            for future, (stem, started) in list(running.items()):
-                if now - started > timeout + 30:  # the grace covers kernel start and HTML
-                    done.append({"stem": stem, "ok": False, "cell": None, "ename": "Timeout",
-                                 "evalue": f"did not finish within {timeout:.0f} s; "
-                                           "raise --timeout or make the notebook faster"})
-                    return done
-        return done
-    finally:
-        for process in list(getattr(pool, "_processes", {}).values()):
-            if process.is_alive() and (pending or running):
-                process.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
+    [result] = _run_all([(params, Path(out_dir))], notebook_dir=notebook_dir, workers=workers,
+                        timeout=timeout, progress=progress, pool=None)
+    if isinstance(result, str):
+        raise CareTrendsError(result)
+    return result
 
 
 def _keep_failed(work: Path, out_dir: Path) -> Path | None:
@@ -593,9 +799,13 @@ def _header(params: dict, notebooks: list[Path]) -> dict:
             "nav": [[nb.stem, _pretty(nb.stem)] for nb in notebooks]}
 
 
+_ACRONYMS = {"its": "ITS"}  # words a page title keeps in capitals
+
+
 def _pretty(stem: str) -> str:
     number, _, rest = stem.partition("_")
-    return f"{number}. {rest.replace('_', ' ').capitalize()}"
+    words = [_ACRONYMS.get(word, word) for word in rest.split("_")]
+    return f"{number}. {' '.join(words)[:1].upper()}{' '.join(words)[1:]}"
 
 
 def notebook_title(nb) -> str:
@@ -845,10 +1055,9 @@ def _cli_run(args) -> int:
 
         if len(args.analyses) > 1:
             raise CareTrendsError("--all-las takes at most one analysis as the template")
-        # No analysis named: scaleout's own all-LA template (notebooks/params/templates/).
-        params = load_analysis(args.analyses[0]) if args.analyses else None
+        # No analysis named: the all-LA template, not the first analysis in notebooks/params/.
+        params = load_analysis(args.analyses[0] if args.analyses else all_las_template())
         if args.only:
-            params = dict(params or {})
             params["notebooks"] = args.only
         result = _call_accepting(
             scaleout.run_all_las, template=params, params=params, out_dir=reports_root,
@@ -862,26 +1071,39 @@ def _cli_run(args) -> int:
             return 1 if failed else 0
         return int(result) if isinstance(result, int) else 0
 
-    # Validate every analysis first: nothing runs if any parameter is wrong.
-    notebooks_all = discover_notebooks(args.notebooks_dir)
-    declared_all = set().union(*(notebook_parameters(nb) for nb in notebooks_all))
-    plans = []
-    for name in names:
-        params = load_analysis(name)
-        if args.only:
-            params["notebooks"] = args.only
-        discover_notebooks(args.notebooks_dir, params.get("notebooks"))
-        plans.append(validate_params(params, declared_all))
-    for params in plans:
-        manifest = run_analysis(params, reports_root / params["analysis"],
-                                notebook_dir=args.notebooks_dir, workers=args.workers,
-                                timeout=args.timeout, progress=not args.no_progress,
-                                validate=False)
-        print(f"{params['analysis']}: {len(manifest['notebooks'])} notebooks, "
-              f"{manifest['records']} estimates, {manifest['seconds']:.0f} s -> "
-              f"{reports_root / params['analysis']}", file=sys.stderr)
+    # Workers start importing papermill/nbconvert now, while the analyses are validated.
+    with NotebookPool(args.workers) as pool:
+        # Validate every analysis first: nothing runs if any parameter is wrong.
+        notebooks_all = discover_notebooks(args.notebooks_dir)
+        declared_all = set().union(*(notebook_parameters(nb) for nb in notebooks_all))
+        plans = []
+        for name in names:
+            params = load_analysis(name)
+            if args.only:
+                params["notebooks"] = args.only
+            discover_notebooks(args.notebooks_dir, params.get("notebooks"))
+            plans.append(validate_params(params, declared_all))
+        seen = [p["analysis"] for p in plans]
+        for name in seen:
+            if seen.count(name) > 1:
+                raise CareTrendsError(f"analysis {name} is given twice; name each analysis once")
+        results = run_analyses(plans, reports_root, notebook_dir=args.notebooks_dir,
+                               workers=args.workers, timeout=args.timeout,
+                               progress=not args.no_progress, pool=pool)
+    failures = []
+    for name, result in results.items():
+        if isinstance(result, str):
+            failures.append(result)
+            continue
+        print(f"{name}: {len(result['notebooks'])} notebooks, {result['records']} estimates, "
+              f"{result['seconds']:.0f} s -> {reports_root / name}", file=sys.stderr)
     index = build_index(reports_root)
     print(f"index: {index}", file=sys.stderr)
+    if failures:
+        # One line per failed analysis; the last one goes through the CLI's error line (exit 2).
+        for message in failures[:-1]:
+            print(f"care-trends: error: {message}", file=sys.stderr)
+        raise CareTrendsError(failures[-1])
     return 0
 
 
