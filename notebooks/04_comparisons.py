@@ -74,11 +74,11 @@ Markdown(
 # synthetic control give **differences in the rate per 10,000 children** (0 = no change), with
 # intervals and p-values from placebo-in-space (the event given to every other authority in turn).
 
-# %% tags=["headline"]
+# %%
 views.Table(comparative.side_by_side(comparisons),
             caption=f"{area.la_name}: level change after {event.title}, by design")
 
-# %%
+# %% tags=["headline"]
 Markdown("\n\n".join(f"**{comparative.MEASURE_LABELS[o][:1].upper()}{comparative.MEASURE_LABELS[o][1:]}.** "
                      f"{comparative.reading(c, area.la_name)}" for o, c in comparisons.items()))
 

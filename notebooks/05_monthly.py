@@ -105,11 +105,14 @@ display(Markdown("**Annual check** (DfE definition: each child counted once a ye
 ssda903.suppress_small(published.drop(columns=["starts_periods", "ceased_periods"]),
                        threshold=small_count_threshold)
 
-# %%
-reading = [f"### What the monthly series say{' (SYNTHETIC data)' if extract.synthetic else ''}"]
+# %% [markdown]
+# ### What the monthly series say
+
+# %% tags=["headline"]
+reading = ["**SYNTHETIC data: these estimates illustrate the method.**"] if extract.synthetic else []
 for outcome, res in fits.items():
     paragraphs = re.sub(r"(?<!\n)\n(?!\n)", "\n\n", res.summary())  # one line -> one paragraph
-    reading.append(f"**{monthly_outcomes[outcome]}.** " + paragraphs)
+    reading.append(f"**{monthly_outcomes[outcome]}:** " + paragraphs)
 if extract.synthetic:
     reading.append("These series are SYNTHETIC: the annual totals match the published counts, "
                    "but the months within each year are simulated, so the estimates illustrate "
