@@ -223,6 +223,10 @@ def test_annual_series_names_case_insensitive_and_codes(panel):
 def test_unknown_la_suggests_close_name(panel):
     with pytest.raises(CareTrendsError, match=r"unknown local authority 'Stoke-on-Tren'; did you mean 'Stoke-on-Trent'"):
         data.annual_series("Stoke-on-Tren", "starts", panel=panel)
+    with pytest.raises(CareTrendsError, match=r"unknown local authority 'stoke'; did you mean 'Stoke-on-Trent'\?"):
+        data.annual_series("stoke", "starts", panel=panel)
+    with pytest.raises(CareTrendsError, match="use an LA name as DfE writes it"):
+        data.annual_series("Atlantis", "starts", panel=panel)
     with pytest.raises(CareTrendsError, match="did you mean 'starts'"):
         data.annual_series("Stoke-on-Trent", "start", panel=panel)
     with pytest.raises(CareTrendsError, match="outside the data"):

@@ -166,8 +166,11 @@ def resolve_la(name_or_code, panel: pd.DataFrame | None = None) -> LARecord:
             by_code = areas[areas["geographic_level"].eq("National")]
     if by_code.empty:
         names = list(dict.fromkeys(areas["la_name"]))
-        close = difflib.get_close_matches(_norm(text), [_norm(n) for n in names], n=3, cutoff=0.6)
         lookup = {_norm(n): n for n in names}
+        # Typos by similarity; a partial name ('Stoke') by the names that contain it.
+        close = difflib.get_close_matches(_norm(text), list(lookup), n=3, cutoff=0.6)
+        if not close and len(_norm(text)) >= 3:
+            close = [key for key in lookup if _norm(text) in key][:3]
         hint = (f"did you mean {', '.join(repr(lookup[c]) for c in close)}?" if close
                 else "use an LA name as DfE writes it or its old three-digit code, e.g. 'Stoke-on-Trent' or 861")
         raise CareTrendsError(f"unknown local authority {name_or_code!r}; {hint}")
