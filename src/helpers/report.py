@@ -63,6 +63,9 @@ DEFAULT_WORKERS = 2
 TEMPLATE_NAME = "care_trends"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 MANIFEST = "manifest.json"
+#: Seconds the slowest notebooks typically take on 2 cores, used to order the first run only
+#: (later runs use the timings in each analysis' manifest.json).
+TYPICAL_SECONDS = {"06_sensitivity": 20.0, "04_comparisons": 8.0}
 ALL_LAS_TEMPLATE = "all-las.yaml"  # in notebooks/params/templates/
 # Kernel log chatter off the console; a kernel that fails still surfaces as an error.
 KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
@@ -557,7 +560,8 @@ def _schedule(runs: list[_AnalysisRun], *, workers: int, timeout: float, progres
               pool: NotebookPool | None) -> list[dict | str]:
     from tqdm.auto import tqdm
 
-    fallback: dict[str, float] = {}
+    # Before any run has been recorded (a fresh clone), start from typical timings on 2 cores.
+    fallback: dict[str, float] = dict(TYPICAL_SECONDS)
     for run in runs:
         for stem, seconds in run.previous.items():
             fallback[stem] = max(fallback.get(stem, 0.0), seconds)
