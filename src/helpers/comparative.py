@@ -387,20 +387,19 @@ def _ci(fit, col: str, level: float = 0.95):
     return est, est - q * se, est + q * se, float(p), q
 
 
+@dataclass(kw_only=True, eq=False, repr=False)  # eq/repr would compare or print whole frames
 class ControlledITSResult(EffectResult):
     """Treated LA against a comparator series; effects are ratios (log link)."""
 
-    def __init__(self, *, design, outcome, unit, comparator_label, events, fit, effects,
-                 counterfactual, method):
-        self.design = design
-        self.outcome = outcome
-        self.unit = unit
-        self.comparator_label = comparator_label
-        self.events = list(events)
-        self.fit = fit
-        self.effects = effects
-        self.counterfactual = counterfactual
-        self.method = method
+    design: str
+    outcome: str
+    unit: object
+    comparator_label: str
+    events: list
+    fit: object
+    effects: pd.DataFrame
+    counterfactual: pd.DataFrame
+    method: str
 
     def summary(self) -> str:
         what = MEASURE_LABELS.get(self.outcome, self.outcome)
@@ -524,7 +523,7 @@ def fit_controlled_its(la: str, outcome: str = "starts", events=None,
     cf["comparator_rate"] = comp[RATE].to_numpy()
     cf = cf[COUNTERFACTUAL_COLUMNS + [c for c in cf.columns if c not in COUNTERFACTUAL_COLUMNS]]
     return ControlledITSResult(design=design, outcome=outcome, unit=unit, comparator_label=label,
-                               events=events, fit=fit, effects=effects, counterfactual=cf,
+                               events=list(events), fit=fit, effects=effects, counterfactual=cf,
                                method=method)
 
 
@@ -573,22 +572,21 @@ def _twfe_cluster(Y: np.ndarray, regressors: dict):
                                                  cov_kwds={"groups": np.repeat(np.arange(n), T)})
 
 
+@dataclass(kw_only=True, eq=False, repr=False)  # eq/repr would compare or print whole frames
 class DiDResult(EffectResult):
     """Two-way fixed-effects DiD on rates with placebo-in-space inference."""
 
     design = "did"
 
-    def __init__(self, *, outcome, unit, event, effects, counterfactual, placebos, inference,
-                 n_donors, fit):
-        self.outcome = outcome
-        self.unit = unit
-        self.event = event
-        self.effects = effects
-        self.counterfactual = counterfactual
-        self.placebos = placebos
-        self.inference = inference
-        self.n_donors = n_donors
-        self.fit = fit
+    outcome: str
+    unit: object
+    event: object
+    effects: pd.DataFrame
+    counterfactual: pd.DataFrame
+    placebos: pd.DataFrame
+    inference: dict
+    n_donors: int
+    fit: object
 
     def summary(self) -> str:
         row = self.effects.iloc[0]
@@ -682,21 +680,20 @@ def fit_did(la: str, outcome: str = "starts", event=None, start_year: int = 2014
                      placebos=placebos, inference=inference, n_donors=J, fit=fit)
 
 
+@dataclass(kw_only=True, eq=False, repr=False)  # eq/repr would compare or print whole frames
 class EventStudyResult(EffectResult):
     """Year-by-year effects relative to the year before the event (treated vs all other LAs)."""
 
     design = "event_study"
 
-    def __init__(self, *, outcome, unit, event, effects, counterfactual, placebos, n_donors,
-                 cluster):
-        self.outcome = outcome
-        self.unit = unit
-        self.event = event
-        self.effects = effects
-        self.counterfactual = counterfactual
-        self.placebos = placebos
-        self.n_donors = n_donors
-        self.cluster = cluster
+    outcome: str
+    unit: object
+    event: object
+    effects: pd.DataFrame
+    counterfactual: pd.DataFrame
+    placebos: pd.DataFrame
+    n_donors: int
+    cluster: object
 
     def summary(self) -> str:
         eff = self.effects
@@ -870,32 +867,28 @@ def synth_weights(treated_pre: np.ndarray, donors_pre: np.ndarray, v: np.ndarray
     return w / w.sum()
 
 
+@dataclass(kw_only=True, eq=False, repr=False)  # eq/repr would compare or print whole frames
 class SyntheticControlResult(EffectResult):
     """Synthetic control on the rate per 10,000 with placebo-in-space and leave-one-out."""
 
     design = "synthetic_control"
 
-    def __init__(self, *, outcome, unit, event, effects, counterfactual, weights, pre_rmspe,
-                 post_rmspe, placebos, rank, p_value, leave_one_out, gaps, n_donors, rmspe_ratio,
-                 pre_floor=0.0):
-        self.outcome = outcome
-        self.unit = unit
-        self.event = event
-        self.effects = effects
-        self.counterfactual = counterfactual
-        self.weights = weights
-        self.pre_rmspe = pre_rmspe
-        self.post_rmspe = post_rmspe
-        self.placebos = placebos
-        self.rank = rank
-        self.p_value = p_value
-        self.leave_one_out = leave_one_out
-        self.gaps = gaps
-        self.n_donors = n_donors
-        self.rmspe_ratio = rmspe_ratio
-        self.pre_floor = pre_floor  # the sampling-noise floor used for the pre-period RMSPE
-
+    outcome: str
+    unit: object
+    event: object
+    effects: pd.DataFrame
+    counterfactual: pd.DataFrame
+    weights: pd.DataFrame
+    pre_rmspe: float
+    post_rmspe: float
+    placebos: pd.DataFrame
+    rank: int
+    p_value: float
+    leave_one_out: pd.DataFrame
+    gaps: pd.DataFrame
+    n_donors: int
     rmspe_ratio: float = np.nan
+    pre_floor: float = 0.0  # the sampling-noise floor used for the pre-period RMSPE
 
     def summary(self) -> str:
         row = self.effects.iloc[0]
