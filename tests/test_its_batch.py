@@ -8,7 +8,8 @@ import pytest
 import statsmodels.api as sm
 
 from helpers.errors import CareTrendsError
-from helpers.its_batch import design_columns, fit_many
+from helpers.its import design_columns
+from helpers.its_batch import fit_many
 
 EVENT = 2021
 

@@ -53,7 +53,8 @@ def _median_time(fn, repeats: int) -> tuple[float, list[float], object]:
 def bench_fit_many(panel, repeats: int = 5, baseline_repeats: int = 3) -> dict:
     import statsmodels.api as sm
 
-    from helpers.its_batch import design_columns, fit_many
+    from helpers.its import design_columns
+    from helpers.its_batch import fit_many
     from helpers.national import local_authorities
 
     las = local_authorities(panel, drop_boundary_breaks=False)

@@ -346,8 +346,8 @@ def _sum_las(panel, measure, codes, start_year, end_year):
 
 def _segmented(time: np.ndarray, events: Sequence[Event], t0: int) -> pd.DataFrame:
     """Intercept, time and a level step / slope-since term per event: the ITS engine's design."""
-    from helpers.its_batch import design_columns
-    return design_columns(np.asarray(time, float) - t0, {ev.name: ev.year - t0 for ev in events},
+    from helpers import its
+    return its.design_columns(np.asarray(time, float) - t0, {ev.name: ev.year - t0 for ev in events},
                           {ev.name: ev.effects for ev in events},
                           phase_in={ev.name: ev.phase_in for ev in events},
                           lag={ev.name: ev.lag for ev in events})

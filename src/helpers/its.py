@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -283,6 +284,20 @@ def _design_matrix(t, events, season_values, harmonics, period) -> pd.DataFrame:
                 X[f"sin{h}"] = np.sin(angle)
             X[f"cos{h}"] = np.cos(angle)
     return pd.DataFrame(X)
+
+
+def design_columns(time, interventions: Mapping[str, float], effects=("level", "slope"),
+                   harmonics: int = 0, period: int = 12, season_values=None, *, phase_in=None,
+                   lag=None) -> pd.DataFrame:
+    """The segmented-regression design `fit_its` uses, on a time grid (one row per time), for
+    batch fits (`helpers.its_batch`, comparative and sensitivity designs) that must not drift
+    from it: const, trend (time since the first point), per intervention `name:level` (with optional
+    phase-in/lag) and `name:slope`, then sin/cos harmonics of `season_values` when given.
+    """
+    events = _parse_events(dict(interventions), effects, phase_in, lag, None)
+    time = np.asarray(time, dtype=float)
+    seasons = None if season_values is None or not harmonics else np.asarray(season_values, float)
+    return _design_matrix(time, events, seasons, harmonics, period)
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from helpers import its
 from helpers.errors import CareTrendsError
 from helpers.results import EFFECT_COLUMNS
 
@@ -28,23 +29,6 @@ from helpers.results import EFFECT_COLUMNS
 BATCH_FAMILIES = ("poisson", "quasipoisson")
 MEASURES = ("starts", "cla_31_march", "ceased")
 EFFECTS = ("level", "slope")
-
-
-def design_columns(time, interventions: Mapping[str, float], effects=EFFECTS, harmonics: int = 0,
-                   period: int = 12, season_values=None, *, phase_in=None,
-                   lag=None) -> pd.DataFrame:
-    """The segmented-regression design of `helpers.its.fit_its` on a time grid (one row per time).
-
-    Built by the ITS engine's own functions, so a batch fit and a one-series fit cannot drift
-    apart: const, trend (time since the first point), per intervention `name:level` (with optional
-    phase-in/lag) and `name:slope`, then sin/cos harmonics of `season_values` when given.
-    """
-    from helpers import its
-
-    events = its._parse_events(dict(interventions), effects, phase_in, lag, None)
-    time = np.asarray(time, dtype=float)
-    seasons = None if season_values is None or not harmonics else np.asarray(season_values, float)
-    return its._design_matrix(time, events, seasons, harmonics, period)
 
 
 def irls_poisson(X: np.ndarray, y: np.ndarray, offset: np.ndarray, mask: np.ndarray,
@@ -262,7 +246,7 @@ def fit_many(panel: pd.DataFrame, *, measures: Iterable[str] | None = MEASURES,
             season_values[t_pos] = data[season].to_numpy(dtype=float)
         else:
             season_values = np.mod(grid, period)
-    design = design_columns(grid, interventions, effects, harmonics, period, season_values,
+    design = its.design_columns(grid, interventions, effects, harmonics, period, season_values,
                             phase_in=phase_in, lag=lag)
     X = design.to_numpy()
     p = X.shape[1]

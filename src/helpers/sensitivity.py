@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from helpers import timeline
+from helpers import its, timeline
+from helpers.its import design_columns
 from helpers.errors import CareTrendsError
 from helpers.results import _clean_number
 
@@ -55,16 +56,9 @@ def _rng(seed) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def _fit_its(*args, **kwargs):
-    from helpers import its  # imported late: the ITS engine is optional for breaks/power
-
-    return its.fit_its(*args, **kwargs)
-
-
 def _estimable_effects(t_values, times: Mapping, effects: Mapping, keep: str) -> dict | None:
     """Effects with a full-rank design: slope terms of the other events are dropped (earliest
     first), then their level terms, until the design can be estimated; None if it never can."""
-    from helpers.its_batch import design_columns
 
     eff = {k: tuple(effects[k]) for k in times}
     eff = {k: tuple(e for e in v if e == "level" or (np.asarray(t_values) >= times[k]).sum() >= 2)
@@ -90,7 +84,6 @@ def event_times(events: Sequence[Mapping], frequency: str = "annual") -> dict[st
 
 
 def _event_args(events: Sequence[Mapping], frequency: str = "annual") -> dict:
-    from helpers import its
 
     return its.interventions_from_events(list(events), frequency=frequency)
 
@@ -202,7 +195,7 @@ def placebo_in_time(df: pd.DataFrame, events: Sequence[Mapping], *, outcome: str
     Events already in force before P stay in the model; later ones are left out; a placebo date
     equal to another event's date is skipped. Slope effects need at least two post points.
     """
-    fitter = fitter or _fit_its
+    fitter = fitter or its.fit_its
     args = _event_args(events, frequency)
     times = dict(args["interventions"])
     effects = dict(args["effects"])
@@ -466,7 +459,7 @@ def specification_curve(series: pd.DataFrame, events: Sequence[Mapping], focus: 
     are dropped until the model can be estimated (`simplified` True). Launch times outside the
     data are not specifications and are left out.
     """
-    fitter = fitter or _fit_its
+    fitter = fitter or its.fit_its
     by_name = {e["name"]: e for e in events}
     if focus not in by_name:
         raise CareTrendsError(f"no event named {focus!r}; choose from {sorted(by_name)}")
@@ -884,8 +877,7 @@ def simulate_counts(model: PrePeriodModel, n_post: int, n_sim: int, *, effects=(
 
 def its_design(n_pre: int, n_post: int, *, slope: bool = False, harmonics: int = 0,
                period: int = 12) -> pd.DataFrame:
-    """The ITS design `helpers.its_batch.design_columns` builds, for a simulated series."""
-    from helpers.its_batch import design_columns
+    """The ITS design `helpers.its.design_columns` builds, for a simulated series."""
 
     t = np.arange(n_pre + n_post, dtype=float)
     effects = ("level", "slope") if slope and n_post >= 2 else ("level",)
@@ -961,7 +953,6 @@ def batch_fit(method: str, X: np.ndarray, Y: np.ndarray, *, hac_lags: int | None
 
 
 def _hac_lags(n: int) -> int:
-    from helpers import its
 
     return int(its.newey_west_lags(n))
 
@@ -1014,7 +1005,6 @@ def _whitened_ols(X, Y, rho):
 
 def _loop_fit(method: str, X: pd.DataFrame, Y: np.ndarray, alpha: float = 0.05):
     """Per-replicate `its.fit_its` for families with their own optimiser (negbin, sarimax)."""
-    from helpers import its
 
     S, T = Y.shape
     names = [c for c in X.columns if c.startswith("event:")]
