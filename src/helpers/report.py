@@ -324,13 +324,13 @@ def validate_params(params: dict, declared: set[str] | None = None) -> dict:
 def _ssda903_files(value, key: str, fail):
     """What helpers.ssda903.load_903 accepts (a path, a glob pattern, a comma-separated list or
     a list of those), checked now and made absolute: notebooks run in the report folder."""
-    from helpers.ssda903.extract import _expand
+    from helpers.ssda903.extract import expand_paths
 
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
         fail(f"{key} must be a path, a pattern or a list of paths to your SSDA903 extract")
     try:
-        files = _expand(value)
+        files = expand_paths(value)
     except CareTrendsError as exc:
         fail(f"{key}: {exc} (or leave it empty for the synthetic stand-in)")
     if not files:
@@ -507,7 +507,7 @@ class _AnalysisRun:
     def publish(self) -> None:
         self.manifest = _finish(self.work, self.params, self.notebooks, self.outcomes, self.header)
         self.manifest["seconds"] = round(time.monotonic() - self.start, 1)
-        _swap(self.work, self.out_dir)
+        swap_in(self.work, self.out_dir)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
@@ -544,8 +544,6 @@ def run_analyses(plans: list[dict], reports_root, *, notebook_dir=None,
 def _run_all(targets: list[tuple[dict, Path]], *, notebook_dir, workers: int, timeout: float,
              progress: bool, pool: NotebookPool | None) -> list[dict | str]:
     """run_analyses for (params, out_dir) pairs; a manifest or a one-line error for each."""
-    from tqdm.auto import tqdm
-
     runs: list[_AnalysisRun] = []
     try:
         for p, out in targets:
@@ -714,7 +712,7 @@ def _keep_failed(work: Path, out_dir: Path) -> Path | None:
     return target
 
 
-def _swap(work: Path, out_dir: Path) -> None:
+def swap_in(work: Path, out_dir: Path) -> None:
     """Replace out_dir by work with two renames, so a reader never sees a half-written folder."""
     old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
     shutil.rmtree(old, ignore_errors=True)

@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from helpers import paths
+from helpers import paths, report
 from helpers.errors import CareTrendsError
 
 SUBDIR = "all-las"
@@ -56,8 +56,6 @@ def load_template(template=None) -> dict:
     """The template as a dict: a dict as given, a YAML path, or the default template file."""
     if isinstance(template, dict):
         return copy.deepcopy(template)
-    from helpers import report
-
     path = Path(template) if template else template_path()
     if not path.exists():
         raise CareTrendsError(f"template parameter file {path} not found; give a YAML path")
@@ -130,13 +128,7 @@ def _unpack(archive: bytes, out_dir: Path) -> None:
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
             tar.extractall(work, filter="data")
-        new = work / out_dir.name
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        shutil.rmtree(old, ignore_errors=True)
-        if out_dir.exists():
-            out_dir.rename(old)
-        new.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        report.swap_in(work / out_dir.name, out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -149,8 +141,6 @@ def run_one(params: dict, out_dir: str, notebook_dir: str | None = None,
     `notebooks` {file name: bytes} are written to a temporary folder and used instead of
     `notebook_dir` (so a remote worker runs the client's notebooks). With `ship`, the report is
     built in a temporary folder and returned as a .tar.gz in `archive`."""
-    from helpers import report
-
     start = time.monotonic()
     status = {"analysis": params.get("analysis"), "la": params.get("la"), "ok": False,
               "host": socket.gethostname(), "pid": os.getpid()}
@@ -182,8 +172,6 @@ def run_one(params: dict, out_dir: str, notebook_dir: str | None = None,
 # ---------------------------------------------------------------------------------------------
 
 def _notebook_bytes(notebook_dir, only) -> dict[str, bytes]:
-    from helpers import report
-
     return {p.name: p.read_bytes() for p in report.discover_notebooks(notebook_dir, only)}
 
 
@@ -200,8 +188,6 @@ def run_all_las(template=None, out_dir=None, *, las=None, scheduler: str | None 
     Returns one status dict per LA (analysis, la, ok, seconds, records or error, host) and writes
     them to <out_dir>/all-las/summary.json; also rebuilds <out_dir>/all-las/index.html.
     """
-    from helpers import report
-
     template = load_template(template)
     root = Path(out_dir) if out_dir else paths.reports_dir()
     target_root = (root / SUBDIR).resolve()

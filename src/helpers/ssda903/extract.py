@@ -112,14 +112,14 @@ class Extract:
 
 # --------------------------------------------------------------------------- reading
 
-def _expand(spec) -> list[Path]:
+def expand_paths(spec) -> list[Path]:
     """A path, a glob pattern, a comma-separated list, or a list of those -> existing files."""
     items = list(spec) if isinstance(spec, (list, tuple)) else [spec]
     files: list[Path] = []
     for item in items:
         text = str(item)
         if not Path(text).exists() and "," in text:
-            files.extend(_expand([part.strip() for part in text.split(",") if part.strip()]))
+            files.extend(expand_paths([part.strip() for part in text.split(",") if part.strip()]))
             continue
         if any(ch in text for ch in "*?["):
             matches = sorted(glob.glob(os.path.expanduser(text)))
@@ -177,7 +177,7 @@ def _read_many(spec, what: str) -> tuple[pd.DataFrame, list[Path]]:
         df.columns = [_normalise_column(c) for c in df.columns]
         df["_file"] = 0
         return df, []
-    files = _expand(spec)
+    files = expand_paths(spec)
     if not files:
         raise CareTrendsError(f"no SSDA903 {what} file given; pass the path of the {what} CSV")
     frames = []
@@ -311,7 +311,6 @@ def load_903(header, episodes, *, as_of=None, strict: bool = False, raise_on_fat
     for col in ("RNE", "LS", "CIN", "REC", "PLACE", "PLACE_PROVIDER"):
         ep[col] = ep[col].str.upper()
     ep = _as_objects(ep)
-    n = len(ep)
     ep["DECOM"], bad_decom = parse_dates(ep["DECOM"])
     ep["DEC"], bad_dec = parse_dates(ep["DEC"])
     for col, bad in (("DECOM", bad_decom), ("DEC", bad_dec)):
