@@ -33,7 +33,6 @@ events = [
 ]
 
 # %%
-import matplotlib.pyplot as plt
 from IPython.display import Markdown
 
 from helpers import data, plotting, views
