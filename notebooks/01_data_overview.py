@@ -30,7 +30,8 @@ start_year = 2014
 # %%
 from IPython.display import Markdown
 
-from helpers import data, plotting, timeline, views
+from helpers import data, plotting, views
+from helpers.core import timeline
 
 plotting.setup_style()
 area = data.resolve_la(la)

@@ -42,7 +42,7 @@ results_path = None
 from IPython.display import Markdown
 
 from helpers import data, plotting, views
-from helpers.results import save_records
+from helpers.core.records import save_records
 
 plotting.setup_style()
 area = data.resolve_la(la)

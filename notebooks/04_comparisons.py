@@ -47,8 +47,9 @@ results_path = None
 import matplotlib.pyplot as plt
 from IPython.display import Markdown
 
-from helpers import comparative, data, plotting, timeline, views
-from helpers.results import save_records
+from helpers import comparative, data, plotting, views
+from helpers.core import timeline
+from helpers.core.records import save_records
 
 plotting.setup_style()
 area = data.resolve_la(la)

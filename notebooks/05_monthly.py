@@ -50,7 +50,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from helpers import its, plotting, results, ssda903
-from helpers.errors import CareTrendsError
+from helpers.core.errors import CareTrendsError
 
 plotting.setup_style()
 extract = ssda903.load_or_synthesize(ssda903_header, ssda903_episodes, la=la, seed=seed)

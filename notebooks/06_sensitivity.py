@@ -51,7 +51,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, plotting, results, sensitivity, timeline
+from helpers import data, plotting, results, sensitivity
+from helpers.core import timeline
 
 plotting.setup_style()
 outcome = outcomes[0]

@@ -44,8 +44,9 @@ results_path = None
 # %%
 from IPython.display import Markdown
 
-from helpers import data, national, plotting, timeline
-from helpers.results import save_records
+from helpers import data, national, plotting
+from helpers.core import timeline
+from helpers.core.records import save_records
 from helpers.views import Table
 
 plotting.setup_style()

@@ -11,7 +11,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from helpers import paths  # noqa: E402
+from helpers.core import paths  # noqa: E402
 
 SHARED_RAW = paths.project_root().parent / "shared" / "data" / "raw"
 

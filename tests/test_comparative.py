@@ -10,8 +10,8 @@ from scipy import stats
 from scipy.optimize import nnls
 
 from helpers import comparative as comp
-from helpers.errors import CareTrendsError
-from helpers.results import COUNTERFACTUAL_COLUMNS, EFFECT_COLUMNS, EffectResult
+from helpers.core.errors import CareTrendsError
+from helpers.core.records import COUNTERFACTUAL_COLUMNS, EFFECT_COLUMNS, EffectResult
 
 matplotlib.use("Agg")
 

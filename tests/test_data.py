@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import cli, data, paths
+from helpers import cli, data
+from helpers.core import paths
 from helpers.data import build, reference, sources
-from helpers.errors import CareTrendsError
+from helpers.core.errors import CareTrendsError
 
 EES_2025 = "dfe_csc_outcomes/cla_number_and_rate_per_10k_children_release2025_2021-2025.csv"
 

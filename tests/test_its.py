@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from helpers import its
-from helpers.errors import CareTrendsError
-from helpers.results import COUNTERFACTUAL_COLUMNS, EFFECT_COLUMNS, EffectResult
+from helpers.core.errors import CareTrendsError
+from helpers.core.records import COUNTERFACTUAL_COLUMNS, EFFECT_COLUMNS, EffectResult
 
 YEARS = np.arange(2010, 2026)
 # noise-free expected counts fit exactly, which statsmodels flags; harmless here

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from helpers.errors import CareTrendsError
+from helpers.core.errors import CareTrendsError
 from helpers.its import design_columns
 from helpers.its_batch import fit_many
 

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from helpers import national
-from helpers.errors import CareTrendsError
+from helpers.core.errors import CareTrendsError
 
 
 def simulated_panel(n_la: int = 40, seed: int = 11) -> pd.DataFrame:

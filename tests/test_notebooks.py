@@ -9,7 +9,7 @@ import jupytext
 import nbformat
 import pytest
 
-from helpers import paths
+from helpers.core import paths
 
 NOTEBOOKS = sorted(paths.notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 #: Notebooks owned by the reports engineer; the others' stored outputs are checked by nbval.

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from helpers import cli, report, views
-from helpers.errors import CareTrendsError
-from helpers.results import RECORD_COLUMNS
+from helpers.core.errors import CareTrendsError
+from helpers.core.records import RECORD_COLUMNS
 
 STOKE = {
     "analysis": "stoke-on-trent", "la": "Stoke-on-Trent", "start_year": 2014, "end_year": None,
@@ -55,7 +55,7 @@ results_path = None
 import matplotlib.pyplot as plt
 from IPython.display import Markdown
 from helpers import plotting
-from helpers.results import save_records
+from helpers.core.records import save_records
 plotting.setup_style()
 fig, ax = plt.subplots()
 ax.plot([1, 2, 3]); ax.set_title("Alpha chart"); ax.set_xlabel("year"); ax.set_ylabel("starts");

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from helpers import cli, report
-from helpers.errors import CareTrendsError
+from helpers.core.errors import CareTrendsError
 from test_report import ALPHA, STOKE, SUMMARY, write_notebook
 
 # Fails for one analysis only (its `la`), so two analyses share the same notebooks.

@@ -29,7 +29,7 @@ def tiny_notebooks(folder):
         nbformat.v4.new_markdown_cell("# Tiny\n\nOne number per LA."),
         params,
         nbformat.v4.new_code_cell(
-            "from helpers import data, results\n"
+            "from helpers import data\nfrom helpers.core import records as results\n"
             "s = data.annual_series(la, 'starts')\n"
             "value = float(s['count'].dropna().iloc[-1])\n"
             "if results_path:\n"

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from helpers import its, results, sensitivity
-from helpers.errors import CareTrendsError
+from helpers import its, sensitivity
+from helpers.core import records as results
+from helpers.core.errors import CareTrendsError
 
 EVENTS = [
     {"name": "inadequate_2019", "title": "Ofsted judged services inadequate",

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from helpers import cli, ssda903
-from helpers.errors import CareTrendsError
+from helpers.core.errors import CareTrendsError
 
 HEADER = """CHILD,SEX,DOB,ETHNIC,UPN,MOTHER,MC_DOB
 A1,1,15/06/2010,WBRI,,,

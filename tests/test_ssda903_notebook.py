@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import paths
+from helpers.core import paths
 from helpers.ssda903 import synth
 
 from test_synth903 import STOKE

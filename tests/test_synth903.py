@@ -158,7 +158,7 @@ def test_targets_with_gaps():
     gappy[2015]["starts"] = float("nan")
     filled = synth.normalise_targets(gappy, 2010, 2025).set_index("year")
     assert filled.loc[2015, "starts"] == round((226 + 271) / 2)
-    from helpers.errors import CareTrendsError
+    from helpers.core.errors import CareTrendsError
     with pytest.raises(CareTrendsError, match="missing"):
         synth.normalise_targets({2010: STOKE[2010]}, 2010, 2025)
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import paths, timeline
-from helpers.errors import CareTrendsError
+from helpers.core import paths, timeline
+from helpers.core.errors import CareTrendsError
 
 TARGETS = {"fit_many": 20.0, "synthetic_control_placebos": 10.0, "care_trends_run_seconds": 60.0}
 BENCH_LA = "861"  # Stoke-on-Trent, the first case

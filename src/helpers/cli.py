@@ -8,7 +8,7 @@ import importlib
 import sys
 
 from helpers import __version__
-from helpers.errors import CareTrendsError
+from helpers.core.errors import CareTrendsError
 
 # Modules contributing sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = ("helpers.data", "helpers.report", "helpers.ssda903", "helpers.bench")

@@ -1,7 +1,7 @@
 """Comparative designs: did England, the region or similar councils change at the same time?
 
 Three designs on the all-LA panel from `helpers.data.load_panel()`, each returning a subclass of
-`helpers.results.EffectResult`:
+`helpers.core.records.EffectResult`:
 
 - `fit_controlled_its`: the treated LA against one comparator series (England minus the LA, its
   region minus the LA, its statistical neighbours 2021/2025, or an explicit list), either as a
@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from helpers import timeline
-from helpers.errors import CareTrendsError
-from helpers.results import (COUNTERFACTUAL_COLUMNS, EFFECT_COLUMNS, EffectResult,
-                             format_interval, ratio_as_percent)
+from helpers.core import timeline
+from helpers.core.errors import CareTrendsError
+from helpers.core.records import COUNTERFACTUAL_COLUMNS, EFFECT_COLUMNS, EffectResult
+from helpers.present.text import format_interval, ratio_as_percent
 
 #: Named comparator choices (an explicit list of LA codes or names is also accepted).
 COMPARATORS = ("england_minus_la", "region", "statistical_neighbours_2021",

@@ -42,9 +42,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from helpers import timeline
-from helpers.errors import CareTrendsError
-from helpers.results import EFFECT_COLUMNS, EffectResult, format_interval
+from helpers.core import timeline
+from helpers.core.errors import CareTrendsError
+from helpers.core.records import EFFECT_COLUMNS, EffectResult
+from helpers.present.text import format_interval
 
 __all__ = ["FAMILIES", "ITSResult", "fit_its", "fit_many", "interventions_from_events",
            "newey_west_lags"]

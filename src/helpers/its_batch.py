@@ -22,8 +22,8 @@ import pandas as pd
 from scipy import special
 
 from helpers import its
-from helpers.errors import CareTrendsError
-from helpers.results import EFFECT_COLUMNS
+from helpers.core.errors import CareTrendsError
+from helpers.core.records import EFFECT_COLUMNS
 
 #: Families `fit_many` can batch (log link); the others need per-series optimisers: use `fit_its`.
 BATCH_FAMILIES = ("poisson", "quasipoisson")
@@ -147,7 +147,7 @@ class ManyResult:
 
     def to_records(self, **context) -> list[dict]:
         """results.json records, one per series x effect (`la`, `outcome` from the keys)."""
-        from helpers.results import _clean_number
+        from helpers.core.records import clean_number as _clean_number
 
         records = []
         for row in self.effects.to_dict("records"):

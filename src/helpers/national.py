@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from helpers import timeline
-from helpers.errors import CareTrendsError
+from helpers.core import timeline
+from helpers.core.errors import CareTrendsError
 from helpers.its_batch import fit_many
 
 #: Control-limit coverages public-health funnel plots use (about 2 and 3 standard errors).
@@ -393,7 +393,7 @@ def batch_family(family: str) -> str:
 def league_view(table: pd.DataFrame, la_code: str, top: int = 5) -> pd.DataFrame:
     """Readable extract of the league table: the `top` largest and smallest level changes and the
     analysis' LA, with level and slope ratios and 95% intervals side by side."""
-    from helpers.results import format_interval
+    from helpers.present.text import format_interval
 
     level = table[table["effect"] == "level"].sort_values("rank")
     keep = pd.concat([level.head(top), level[level["la_code"] == la_code], level.tail(top)])
@@ -429,7 +429,7 @@ def _share(n: int, total: int) -> str:
 def reading(table: pd.DataFrame, latest: pd.DataFrame, funnel: pd.DataFrame, la_code: str,
             la_name: str, event: dict, measure: str = "starts") -> str:
     """Plain-English findings for the all-authorities notebook."""
-    from helpers.results import ratio_as_percent
+    from helpers.present.text import ratio_as_percent
 
     words = MEASURE_WORDS.get(measure, measure)
     parts = []
@@ -478,7 +478,7 @@ def la_records(table: pd.DataFrame, la_code: str, event_name: str, measure: str,
                **context) -> list[dict]:
     """results.json records for the analysis' LA from a league table (design
     'national_league_table': the same one-event model fitted to every LA)."""
-    from helpers.results import _clean_number
+    from helpers.core.records import clean_number as _clean_number
 
     rows = table[table["la_code"] == la_code]
     records = []

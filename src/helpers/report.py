@@ -35,9 +35,10 @@ from pathlib import Path
 
 import yaml
 
-from helpers import __version__, paths, timeline
-from helpers.errors import CareTrendsError
-from helpers.results import RECORD_COLUMNS
+from helpers import __version__
+from helpers.core import paths, timeline
+from helpers.core.errors import CareTrendsError
+from helpers.core.records import RECORD_COLUMNS
 
 #: Outcomes the panel holds (DESIGN.md).
 KNOWN_OUTCOMES = ("starts", "cla_31_march", "ceased")

@@ -35,8 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from helpers import paths, report
-from helpers.errors import CareTrendsError
+from helpers import report
+from helpers.core import paths
+from helpers.core.errors import CareTrendsError
 
 SUBDIR = "all-las"
 DEFAULT_TEMPLATE = "all-las.yaml"

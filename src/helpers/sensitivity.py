@@ -33,10 +33,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from helpers import its, timeline
+from helpers import its
+from helpers.core import timeline
 from helpers.its import design_columns
-from helpers.errors import CareTrendsError
-from helpers.results import _clean_number
+from helpers.core.errors import CareTrendsError
+from helpers.core.records import clean_number as _clean_number
 
 #: Families the specification curve varies over by default (DESIGN: counts as counts first).
 SPEC_FAMILIES = ("quasipoisson", "negbin", "ols", "ar1")

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import paths, timeline
-from helpers.results import RECORD_COLUMNS, format_interval
+from helpers.core import paths, timeline
+from helpers.core.records import RECORD_COLUMNS
+from helpers.present.text import format_interval
 
 OUTCOME_LABELS = {"starts": "Children starting to be looked after",
                   "cla_31_march": "Children looked after on 31 March",

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import paths
-from helpers.errors import CareTrendsError
+from helpers.core import paths
+from helpers.core.errors import CareTrendsError
 from helpers.data import build as _build
 from helpers.data import sources as _sources
 from helpers.data.build import MEASURES, PANEL_COLUMNS, read_ees_edition

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.errors import CareTrendsError
+from helpers.core.errors import CareTrendsError
 
 MEASURES = ("cla_31_march", "starts", "ceased")
 LEVELS = ("National", "Regional", "Local authority")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import paths
-from helpers.errors import CareTrendsError
+from helpers.core import paths
+from helpers.core.errors import CareTrendsError
 
 SN_FILES = {
     "2021": "dfe_csc_outcomes/New_Statistical_Neighbour_Groupings_April_2021.csv",

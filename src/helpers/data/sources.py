@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from helpers import paths
-from helpers.errors import CareTrendsError
+from helpers.core import paths
+from helpers.core.errors import CareTrendsError
 
 MANIFEST_NAME = "raw_manifest.sha256"
 

@@ -42,7 +42,7 @@ def load_or_synthesize(header=None, episodes=None, *, la: str = "Stoke-on-Trent"
     """The notebook entry point: the council's files when both are given, else the SYNTHETIC
     stand-in for `la`."""
     if (header is None) != (episodes is None):
-        from helpers.errors import CareTrendsError
+        from helpers.core.errors import CareTrendsError
         raise CareTrendsError("give both ssda903_header and ssda903_episodes (or neither, for the "
                               "synthetic stand-in)")
     if header is None:

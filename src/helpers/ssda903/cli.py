@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpers.errors import CareTrendsError
+from helpers.core.errors import CareTrendsError
 
 
 def add_cli(subparsers) -> None:
@@ -58,7 +58,7 @@ def _synth(args) -> int:
                               "numbers such as 0.8")
     effect = None
     if args.effect_date:
-        from helpers.timeline import to_date
+        from helpers.core.timeline import to_date
         effect = synth.Effect(str(to_date(args.effect_date)), args.effect_level, args.effect_slope)
     result = synth.synthesize(args.la, seed=args.seed, effect=effect)
     header_path, episodes_path = synth.write_synthetic(result, args.out)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers import timeline
-from helpers.errors import CareTrendsError
+from helpers.core import timeline
+from helpers.core.errors import CareTrendsError
 from helpers.ssda903 import codes
 from helpers.ssda903.extract import Extract, numpy_days
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.errors import CareTrendsError
+from helpers.core.errors import CareTrendsError
 from helpers.ssda903 import codes
 
 #: Share of unreadable dates in a column above which the file is rejected (wrong date format).

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import timeline
-from helpers.errors import CareTrendsError
+from helpers.core import timeline
+from helpers.core.errors import CareTrendsError
 from helpers.ssda903 import codes
 from helpers.ssda903.extract import SYNTHETIC_COLUMN, SYNTHETIC_VALUE
 

@@ -10,7 +10,7 @@ import datetime as dt
 
 import pandas as pd
 
-from helpers.errors import CareTrendsError
+from helpers.core.errors import CareTrendsError
 
 MONTH_ORIGIN = pd.Period("2010-01", freq="M")
 

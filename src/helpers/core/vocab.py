@@ -1,0 +1,167 @@
+"""The project's one vocabulary: measures (outcomes), model families, comparators, designs,
+effects, the default seed, and the human label of each. Every other module reads these; none
+keeps a copy (CausalPy's `constants.py` plays the same part).
+
+Adding an outcome: add a `Measure` here and teach the data layer to build it. Adding a design:
+add a `Design` here, its estimator under `helpers.models` and its sentences under
+`helpers.present`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from helpers.core.errors import CareTrendsError
+
+#: Seed of every simulation and random draw unless an analysis declares its own.
+DEFAULT_SEED = 20240301
+
+
+# --------------------------------------------------------------------------------------------
+# Measures (outcomes)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Measure:
+    key: str
+    label: str        # chart/table label: "Children starting to be looked after"
+    noun: str         # subject of a sentence: "starts"
+    counts: str | None  # what an averted amount counts ("children entered care"); None = not children
+    stock: bool       # a count on a date (sums over periods are child-years), not a flow
+    source: str = "panel"  # "panel": the official annual panel; "ssda903": a council's own extract
+
+    @property
+    def phrase(self) -> str:
+        """Lower-case label for the middle of a sentence."""
+        return self.label[:1].lower() + self.label[1:]
+
+
+_MEASURE_LIST = (
+    Measure("cla_31_march", "Children looked after on 31 March",
+            "children looked after on 31 March", "children were looked after on 31 March",
+            stock=True),
+    Measure("starts", "Children starting to be looked after", "starts", "children entered care",
+            stock=False),
+    Measure("ceased", "Children ceasing to be looked after", "children leaving care",
+            "children left care", stock=False),
+    Measure("cla_month_end", "Children in care at month end", "children in care at month end",
+            "children were in care at month end", stock=True, source="ssda903"),
+)
+#: Every measure, keyed; the panel's measures in the order the panel stores them.
+MEASURE_INFO: dict[str, Measure] = {m.key: m for m in _MEASURE_LIST}
+#: Measures in the official annual panel (an analysis' `outcomes` choose among these).
+MEASURES: tuple[str, ...] = tuple(m.key for m in _MEASURE_LIST if m.source == "panel")
+#: Measures counted on a date (looked after at 31 March, at month end).
+STOCK_MEASURES: tuple[str, ...] = tuple(m.key for m in _MEASURE_LIST if m.stock)
+#: Outcomes in the order an analysis lists them by default (entry into care first).
+DEFAULT_OUTCOMES: tuple[str, ...] = ("starts", "cla_31_march", "ceased")
+
+
+def measure(key: str) -> Measure:
+    """The Measure for a key; an unknown key gets a one-line error with a suggestion."""
+    try:
+        return MEASURE_INFO[key]
+    except KeyError:
+        raise CareTrendsError(suggest(key, MEASURE_INFO, "outcome")) from None
+
+
+def measure_label(key: str) -> str:
+    """'Children starting to be looked after' (a label for charts and tables)."""
+    info = MEASURE_INFO.get(key)
+    return info.label if info else str(key).replace("_", " ")
+
+
+# --------------------------------------------------------------------------------------------
+# Model families, effects, comparators
+# --------------------------------------------------------------------------------------------
+FAMILIES: tuple[str, ...] = ("poisson", "quasipoisson", "negbin", "ols", "ar1", "sarimax")
+LOG_LINK_FAMILIES: tuple[str, ...] = ("poisson", "quasipoisson", "negbin")
+#: Families the vectorised batch fit handles.
+BATCH_FAMILIES: tuple[str, ...] = ("poisson", "quasipoisson")
+FAMILY_LABELS = {
+    "poisson": "Poisson regression with a log-population offset",
+    "quasipoisson": "quasi-Poisson regression with a log-population offset",
+    "negbin": "negative binomial regression with a log-population offset",
+    "ols": "linear regression with Newey-West (HAC) standard errors",
+    "ar1": "linear regression with AR(1) errors (GLSAR)",
+    "sarimax": "regression with ARMA errors (SARIMAX)",
+}
+
+EFFECTS: tuple[str, ...] = ("level", "slope")
+
+COMPARATORS: tuple[str, ...] = ("statistical_neighbours_2021", "statistical_neighbours_2025",
+                                "region", "england_minus_la")
+COMPARATOR_LABELS = {
+    "statistical_neighbours_2021": "statistical neighbours (DfE 2021)",
+    "statistical_neighbours_2025": "statistical neighbours (DfE 2025)",
+    "region": "the rest of its region",
+    "england_minus_la": "the rest of England",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Designs (what produced an estimate)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Design:
+    key: str
+    label: str
+    kind: str  # "design": an estimate of the change; "check": a sensitivity of one; "context"
+
+
+_DESIGN_LIST = (
+    Design("its", "Single-series ITS", "design"),
+    Design("controlled_its", "Controlled ITS (two groups)", "design"),
+    Design("controlled_its_ratio", "Controlled ITS (ratio to comparator)", "design"),
+    Design("did", "Difference-in-differences", "design"),
+    Design("event_study", "Event study", "design"),
+    Design("synthetic_control", "Synthetic control", "design"),
+    Design("its_monthly", "Monthly ITS (SSDA903)", "design"),
+    Design("its_monthly_ar1", "Monthly ITS, AR(1) errors (SSDA903)", "design"),
+    Design("national_league_table", "ITS, all-LA league table", "context"),
+    Design("its_segmented_batch", "ITS, all-LA batch fit", "context"),
+    Design("placebo_in_time", "Placebo in time", "check"),
+    Design("specification_curve", "Specification curve", "check"),
+    Design("sensitivity_headline", "Pre-declared estimate (sensitivity headline)", "check"),
+    Design("power_mde", "Minimum detectable effect", "check"),
+    Design("power_months", "Months to detect", "check"),
+    Design("calibration", "Calibration", "check"),
+)
+DESIGNS: dict[str, Design] = {d.key: d for d in _DESIGN_LIST}
+#: Suffix of a design key whose estimate came from SYNTHETIC (made-up) data.
+SYNTHETIC_SUFFIX = "_synthetic"
+
+
+def is_synthetic(design: str) -> bool:
+    """Designs run on the synthetic SSDA903 stand-in (e.g. its_monthly_synthetic); NOT synthetic
+    control, which is a real comparative design."""
+    return str(design).endswith(SYNTHETIC_SUFFIX)
+
+
+def design_label(design: str) -> str:
+    """Human label of a design key ('did' -> 'Difference-in-differences')."""
+    base = str(design).removesuffix(SYNTHETIC_SUFFIX)
+    info = DESIGNS.get(base)
+    label = info.label if info else base.replace("_", " ")
+    label = label[:1].upper() + label[1:]
+    if is_synthetic(design):
+        label = (label.replace("(SSDA903)", "(SYNTHETIC data)") if "(SSDA903)" in label
+                 else label + " (SYNTHETIC data)")
+    return label
+
+
+def design_kind(design: str) -> str:
+    info = DESIGNS.get(str(design).removesuffix(SYNTHETIC_SUFFIX))
+    return info.kind if info else "design"
+
+
+# --------------------------------------------------------------------------------------------
+# Suggestions for misspelt names
+# --------------------------------------------------------------------------------------------
+def suggest(word, choices, what: str) -> str:
+    """'unknown family 'quasipoison'; did you mean 'quasipoisson'?' (or the list of choices)."""
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(word), choices, n=2, cutoff=0.6)
+    hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close
+            else f"choose one of {', '.join(choices)}")
+    return f"unknown {what} {word!r}; {hint}"

@@ -1,0 +1,1 @@
+"""Runner and publishing layer: papermill execution, the HTML site, scale-out, benchmarks."""
