@@ -23,24 +23,26 @@
 # beside the numbers the council has reported itself, so the two are never confused.
 
 # %% tags=["parameters"]
-analysis = "stoke-on-trent"
-la = "Stoke-on-Trent"
-start_year = 2014
+analysis = "stoke-on-trent"  # an analysis in notebooks/params/; the runner passes its validated spec
+overrides = {}  # to try a change in JupyterLab, e.g. {"la": "Staffordshire"}
 
 # %%
 from IPython.display import Markdown
 
-from helpers import data, plotting, views
+from helpers import data, spec as specs
 from helpers.core import timeline
+from helpers.present import charts, overview
+from helpers.present.tables import Table
 
-plotting.setup_style()
-area = data.resolve_la(la)
+charts.setup_style()
+spec = specs.load_analysis(analysis, overrides)
+area = data.resolve_la(spec.la_code)
 first, last = area.first_year, area.last_year
 Markdown(
     f"**{area.la_name}** (old LA code {area.la_code}, new code {area.new_la_code}, "
     f"{area.region_name}). Official figures cover reporting years "
     f"{timeline.reporting_year_label(first)} to {timeline.reporting_year_label(last)}; the "
-    f"analysis window starts in {timeline.reporting_year_label(start_year)}."
+    f"analysis window starts in {timeline.reporting_year_label(spec.start_year)}."
 )
 
 # %% [markdown]
@@ -57,11 +59,11 @@ Markdown(
 #   a population interpolated between published estimates. Each row says which.
 
 # %%
-views.Table(views.coverage_table(area.la_code),
+Table(overview.coverage_table(area.la_code),
             caption=f"{area.la_name}: coverage of the official series")
 
 # %%
-views.Table(views.provenance_table(area.la_code),
+Table(overview.provenance_table(area.la_code),
             caption=f"{area.la_name}: children looked after on 31 March, year by year, "
                     "with the source of each number")
 
@@ -74,13 +76,13 @@ views.Table(views.provenance_table(area.la_code),
 # never enter a model.
 
 # %%
-council = views.official_vs_council(area.la_code)
+council = overview.official_vs_council(area.la_code)
 if council.empty:
     display(Markdown(f"No council-reported figures are recorded for {area.la_name}."))
 else:
-    display(views.Table(council, caption=f"{area.la_name}: council-reported counts beside the "
+    display(Table(council, caption=f"{area.la_name}: council-reported counts beside the "
                                          "official 31 March figure (same reporting year)"))
-    views.plot_official_vs_council(area.la_code);
+    overview.plot_official_vs_council(area.la_code);
 
 # %%
 breaks = data.boundary_breaks()

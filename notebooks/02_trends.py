@@ -23,25 +23,22 @@
 # fewer left.
 
 # %% tags=["parameters"]
-analysis = "stoke-on-trent"
-la = "Stoke-on-Trent"
-start_year = 2014
-events = [
-    {"name": "inadequate_2019", "title": "Ofsted judged services inadequate", "date": "2019-02-04", "effects": ["level", "slope"]},
-    {"name": "strategies_2020", "title": "Room to Grow, Early Help and Permanence strategies", "date": "2020-10-01", "effects": ["level", "slope"]},
-    {"name": "family_matters", "title": "Family Matters launched", "date": "2024-03-01", "effects": ["level"]},
-]
+analysis = "stoke-on-trent"  # an analysis in notebooks/params/; the runner passes its validated spec
+overrides = {}  # to try a change in JupyterLab, e.g. {"la": "Staffordshire"}
 
 # %%
 from IPython.display import Markdown
 
-from helpers import data, plotting, views
+from helpers import data, spec as specs
+from helpers.present import charts, overview
+from helpers.present.tables import Table
 
-plotting.setup_style()
-area = data.resolve_la(la)
-marks = views.event_marks(events)
-stock = views.comparison_rates(area.la_code, "cla_31_march", start_year=2010)
-starts = views.comparison_rates(area.la_code, "starts", start_year=2010)
+charts.setup_style()
+spec = specs.load_analysis(analysis, overrides)
+area = data.resolve_la(spec.la_code)
+marks = charts.event_marks(spec.events)
+stock = overview.comparison_rates(area.la_code, "cla_31_march", start_year=2010)
+starts = overview.comparison_rates(area.la_code, "starts", start_year=2010)
 latest = stock.iloc[-1]
 Markdown(
     f"In {int(latest['year'])}, {area.la_name} had **{latest[area.la_name]:.0f} children looked "
@@ -57,24 +54,24 @@ Markdown(
 # summed over their populations). Dashed lines mark the events declared for this analysis.
 
 # %%
-views.plot_comparison(stock, area.la_name, "cla_31_march", marks);
+overview.plot_comparison(stock, area.la_name, "cla_31_march", marks);
 
 # %%
-views.plot_comparison(starts, area.la_name, "starts", marks);
+overview.plot_comparison(starts, area.la_name, "starts", marks);
 
 # %%
-views.Table(stock.round(1), caption="Children looked after on 31 March per 10,000 children")
+Table(stock.round(1), caption="Children looked after on 31 March per 10,000 children")
 
 # %%
-views.Table(starts.round(1), caption="Children starting to be looked after per 10,000 children")
+Table(starts.round(1), caption="Children starting to be looked after per 10,000 children")
 
 # %% [markdown]
 # ## Rank among all English authorities
 
 # %%
-rank = views.rank_by_year(area.la_code, "cla_31_march", start_year=2010)
+rank = overview.rank_by_year(area.la_code, "cla_31_march", start_year=2010)
 top = rank.loc[rank["rank (1 = highest)"].idxmin()]
-display(views.Table(rank, caption=f"{area.la_name}: rank by rate of children looked after "
+display(Table(rank, caption=f"{area.la_name}: rank by rate of children looked after "
                                   "on 31 March (1 = highest rate in England)"))
 Markdown(
     f"{area.la_name} ranked {rank['rank (1 = highest)'].iloc[0]} of "
@@ -91,13 +88,13 @@ Markdown(
 # in a different year's return).
 
 # %%
-decomposition = views.growth_decomposition(area.la_code, start_year=2010)
-views.plot_decomposition(decomposition, area.la_name, marks);
+decomposition = overview.growth_decomposition(area.la_code, start_year=2010)
+overview.plot_decomposition(decomposition, area.la_name, marks);
 
 # %%
-views.Table(decomposition, caption=f"{area.la_name}: change in children looked after, "
+Table(decomposition, caption=f"{area.la_name}: change in children looked after, "
                                    "starts and exits by year")
 
 # %%
 split = min(v for v in marks.values()) + 0.5
-Markdown(views.decomposition_reading(decomposition, area.la_name, split_year=int(split)))
+Markdown(overview.decomposition_reading(decomposition, area.la_name, split_year=int(split)))

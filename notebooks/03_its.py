@@ -25,62 +25,57 @@
 # causes arriving at the same time; the comparative designs address that.
 
 # %% tags=["parameters"]
-analysis = "stoke-on-trent"
-la = "Stoke-on-Trent"
-start_year = 2014
-end_year = None
-outcomes = ["starts", "cla_31_march", "ceased"]
-family = "quasipoisson"
-events = [
-    {"name": "inadequate_2019", "title": "Ofsted judged services inadequate", "date": "2019-02-04", "effects": ["level", "slope"]},
-    {"name": "strategies_2020", "title": "Room to Grow, Early Help and Permanence strategies", "date": "2020-10-01", "effects": ["level", "slope"]},
-    {"name": "family_matters", "title": "Family Matters launched", "date": "2024-03-01", "effects": ["level"]},
-]
-results_path = None
+analysis = "stoke-on-trent"  # an analysis in notebooks/params/; the runner passes its validated spec
+overrides = {}  # to try a change in JupyterLab, e.g. {"la": "Staffordshire"}
+results_path = None  # set by the runner: where this notebook's estimates go
 
 # %%
 from IPython.display import Markdown
 
-from helpers import data, plotting, views
+from helpers import spec as specs
 from helpers.core.records import save_records
+from helpers.models.analysis import its_for
+from helpers.present import charts, summary
+from helpers.present import its as its_words
+from helpers.present.tables import Table, markdown_list
 
-plotting.setup_style()
-area = data.resolve_la(la)
-fits = views.fit_outcomes(area.la_code, outcomes, events, family=family,
-                          start_year=start_year, end_year=end_year)
+charts.setup_style()
+spec = specs.load_analysis(analysis, overrides)
+fits = its_for(spec)
 first = next(iter(fits.values()))
-Markdown(f"{first.impact_model_text()} Model: {family}, reporting years "
-         f"{start_year} to {int(first.counterfactual['time'].max())}.")
+Markdown(f"{its_words.impact_model_text(first)} Model: {spec.family}, reporting years "
+         f"{spec.start_year} to {int(first.counterfactual['time'].max())}. The charts show the "
+         f"trend that would have continued without {spec.event.title}, the analysis' primary event.")
 
 # %% [markdown]
 # ## Children starting to be looked after
 
 # %%
 if "starts" in fits:
-    fits["starts"].plot(title=f"{area.la_name}: children starting to be looked after");
+    its_words.plot(fits["starts"], title=f"{spec.la_name}: children starting to be looked after");
 
 # %%
-Markdown(fits["starts"].summary()) if "starts" in fits else None
+Markdown(its_words.summary(fits["starts"])) if "starts" in fits else None
 
 # %% [markdown]
 # ## Children looked after on 31 March
 
 # %%
 if "cla_31_march" in fits:
-    fits["cla_31_march"].plot(title=f"{area.la_name}: children looked after on 31 March");
+    its_words.plot(fits["cla_31_march"], title=f"{spec.la_name}: children looked after on 31 March");
 
 # %%
-Markdown(fits["cla_31_march"].summary()) if "cla_31_march" in fits else None
+Markdown(its_words.summary(fits["cla_31_march"])) if "cla_31_march" in fits else None
 
 # %% [markdown]
 # ## Children ceasing to be looked after
 
 # %%
 if "ceased" in fits:
-    fits["ceased"].plot(title=f"{area.la_name}: children ceasing to be looked after");
+    its_words.plot(fits["ceased"], title=f"{spec.la_name}: children ceasing to be looked after");
 
 # %%
-Markdown(fits["ceased"].summary()) if "ceased" in fits else None
+Markdown(its_words.summary(fits["ceased"])) if "ceased" in fits else None
 
 # %% [markdown]
 # ## All estimates
@@ -89,20 +84,24 @@ Markdown(fits["ceased"].summary()) if "ceased" in fits else None
 # no change.
 
 # %% tags=["headline"]
-effects = views.its_effects_table(fits)
+primary = fits[spec.primary_outcome] if spec.primary_outcome in fits else first
+Markdown(its_words.summary(primary).split("\n\n")[0])
+
+# %%
+effects = summary.its_effects_table(fits)
 clear = effects[~effects["reading"].str.startswith("no clear")]
 Markdown(
-    f"Of {len(effects)} estimated changes for {area.la_name}, {len(clear)} "
-    f"{'has an interval that excludes' if len(clear) == 1 else 'have intervals that exclude'} "
+    f"Of {len(effects)} estimated changes for {spec.la_name} (every declared event and outcome), "
+    f"{len(clear)} {'has an interval that excludes' if len(clear) == 1 else 'have intervals that exclude'} "
     "no change"
     + (": " + "; ".join(f"{row['outcome']} after {row['event']} ({row['effect']} "
                         f"{row['estimate (95% CI)']}), {row['reading']}"
                         for row in clear.to_dict("records")) if len(clear) else "")
-    + "."
+    + ". With this many tests, about one in twenty would exclude no change by chance alone."
 )
 
 # %%
-views.Table(effects, caption=f"{area.la_name}: single-series ITS estimates ({family})")
+Table(effects, caption=f"{spec.la_name}: single-series ITS estimates ({spec.family})")
 
 # %% [markdown]
 # ## Diagnostics
@@ -111,14 +110,14 @@ views.Table(effects, caption=f"{area.la_name}: single-series ITS estimates ({fam
 # above 0.05 mean no strong autocorrelation left in the residuals.
 
 # %%
-views.Table(views.diagnostics_table(fits), caption="Model diagnostics by outcome")
+Table(summary.diagnostics_table(fits), caption="Model diagnostics by outcome")
 
 # %%
-notes = sorted({w for res in fits.values() for w in res.warnings})
-Markdown("**Caveats from the fits**\n\n" + views.markdown_list(notes)) if notes else None
+notes = sorted({w for res in fits.values() for w in its_words.warnings(res)})
+Markdown("**Caveats from the fits**\n\n" + markdown_list(notes)) if notes else None
 
 # %%
 if results_path:
     records = [rec for outcome, res in fits.items()
-               for rec in res.to_records(analysis=analysis, notebook="03_its", la=la)]
+               for rec in res.to_records(analysis=spec.analysis, notebook="03_its", la=spec.la)]
     save_records(records, results_path)

@@ -26,46 +26,36 @@
 # they disagree, the reading below says so.
 
 # %% tags=["parameters"]
-analysis = "stoke-on-trent"
-la = "Stoke-on-Trent"
-start_year = 2014
-end_year = None
-outcomes = ["starts", "cla_31_march", "ceased"]
-family = "quasipoisson"
-events = [
-    {"name": "inadequate_2019", "title": "Ofsted judged services inadequate", "date": "2019-02-04", "effects": ["level", "slope"]},
-    {"name": "strategies_2020", "title": "Room to Grow, Early Help and Permanence strategies", "date": "2020-10-01", "effects": ["level", "slope"]},
-    {"name": "family_matters", "title": "Family Matters launched", "date": "2024-03-01", "effects": ["level"]},
-]
-comparator = "statistical_neighbours_2021"
-exclude_donors = []
-design_event = None  # name of the event for DiD and synthetic control (None: the last event)
-seed = 20240301  # unused: every design here is deterministic (kept so all notebooks share parameters)
-results_path = None
+analysis = "stoke-on-trent"  # an analysis in notebooks/params/; the runner passes its validated spec
+overrides = {}  # to try a change in JupyterLab, e.g. {"la": "Staffordshire"}
+results_path = None  # set by the runner: where this notebook's estimates go
 
 # %%
 import matplotlib.pyplot as plt
 from IPython.display import Markdown
 
-from helpers import comparative, data, plotting, views
-from helpers.core import timeline
+from helpers import spec as specs
+from helpers.core import timeline, vocab
 from helpers.core.records import save_records
+from helpers.models.analysis import comparisons_for
+from helpers.present import charts
+from helpers.present import comparative as words
+from helpers.present.tables import Table
 
-plotting.setup_style()
-area = data.resolve_la(la)
-comparisons = comparative.run_comparisons(
-    area.la_code, outcomes, events, comparator=comparator, start_year=start_year,
-    end_year=end_year, exclude_donors=exclude_donors, family=family, design_event=design_event)
-main = comparisons[outcomes[0]]
+charts.setup_style()
+spec = specs.load_analysis(analysis, overrides)
+comparisons = comparisons_for(spec)
+main = comparisons[spec.primary_outcome]
 event = main.event
 Markdown(
-    f"**{area.la_name}**, reporting years {start_year} to "
+    f"**{spec.la_name}**, reporting years {spec.start_year} to "
     f"{int(main.synth.counterfactual['time'].max())}. The controlled ITS uses every declared event "
     f"and compares with **{main.controlled.comparator_label}**. Difference-in-differences and the "
     f"synthetic control look at **{event.title}** (first full reporting year "
-    f"{timeline.reporting_year_label(event.start)}) and draw on {main.synth.n_donors} other "
+    f"{timeline.reporting_year_label(int(event.start))}) and draw on {main.synth.n_donors} other "
     "authorities with complete data, leaving out those whose boundaries changed"
-    + (f" and {len(exclude_donors)} with their own programmes" if exclude_donors else "") + "."
+    + (f" and {len(spec.exclude_donors)} with their own programmes" if spec.exclude_donors
+       else "") + "."
 )
 
 # %% [markdown]
@@ -76,12 +66,12 @@ Markdown(
 # intervals and p-values from placebo-in-space (the event given to every other authority in turn).
 
 # %%
-views.Table(comparative.side_by_side(comparisons),
-            caption=f"{area.la_name}: level change after {event.title}, by design")
+Table(words.side_by_side(comparisons),
+      caption=f"{spec.la_name}: level change after {event.title}, by design")
 
 # %% tags=["headline"]
-Markdown("\n\n".join(f"**{comparative.MEASURE_LABELS[o][:1].upper()}{comparative.MEASURE_LABELS[o][1:]}.** "
-                     f"{comparative.reading(c, area.la_name)}" for o, c in comparisons.items()))
+Markdown("\n\n".join(f"**{vocab.measure_label(o)}.** {words.reading(c, spec.la_name)}"
+                     for o, c in comparisons.items()))
 
 # %% [markdown]
 # ## Controlled interrupted time series
@@ -89,15 +79,15 @@ Markdown("\n\n".join(f"**{comparative.MEASURE_LABELS[o][:1].upper()}{comparative
 # in level and trend at each event, beyond the comparator's change at the same time.
 
 # %%
-main.controlled.plot();
+words.plot(main.controlled);
 
 # %%
-Markdown(main.controlled.summary())
+Markdown(words.summary(main.controlled))
 
 # %%
-views.Table(comparative.controlled_table(comparisons),
-            caption=f"{area.la_name} against {main.controlled.comparator_label}: "
-                    "controlled ITS estimates (rate ratios)")
+Table(words.controlled_table(comparisons),
+      caption=f"{spec.la_name} against {main.controlled.comparator_label}: "
+              "controlled ITS estimates (rate ratios)")
 
 # %% [markdown]
 # ## Difference-in-differences and event study
@@ -107,12 +97,12 @@ views.Table(comparative.controlled_table(comparisons),
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-main.did.plot(ax=axes[0])
-main.event_study.plot(ax=axes[1])
+words.plot(main.did, ax=axes[0])
+words.plot(main.event_study, ax=axes[1])
 fig.tight_layout();
 
 # %%
-Markdown(main.did.summary() + "\n\n" + main.event_study.summary())
+Markdown(words.summary(main.did) + "\n\n" + words.summary(main.event_study))
 
 # %% [markdown]
 # ## Synthetic control
@@ -122,19 +112,19 @@ Markdown(main.did.summary() + "\n\n" + main.event_study.summary())
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-main.synth.plot(ax=axes[0])
-main.synth.plot_gaps(ax=axes[1])
+words.plot(main.synth, ax=axes[0])
+words.plot_gaps(main.synth, ax=axes[1])
 fig.tight_layout();
 
 # %%
-Markdown(main.synth.summary())
+Markdown(words.summary(main.synth))
 
 # %%
-views.Table(comparative.weights_table(main.synth),
-            caption=f"Synthetic {area.la_name}: donor weights (sum to 1) and leave-one-out average gap")
+Table(words.weights_table(main.synth),
+      caption=f"Synthetic {spec.la_name}: donor weights (sum to 1) and leave-one-out average gap")
 
 # %%
 if results_path:
     records = [rec for c in comparisons.values()
-               for rec in c.records(analysis=analysis, notebook="04_comparisons", la=la)]
+               for rec in c.records(analysis=spec.analysis, notebook="04_comparisons", la=spec.la)]
     save_records(records, results_path)

@@ -26,21 +26,9 @@
 # what happened.
 
 # %% tags=["parameters"]
-analysis = "stoke-on-trent"
-la = "Stoke-on-Trent"
-start_year = 2014
-end_year = None
-family = "quasipoisson"
-events = [
-    {"name": "inadequate_2019", "title": "Ofsted judged services inadequate", "date": "2019-02-04", "effects": ["level", "slope"]},
-    {"name": "strategies_2020", "title": "Room to Grow, Early Help and Permanence strategies", "date": "2020-10-01", "effects": ["level", "slope"]},
-    {"name": "family_matters", "title": "Family Matters launched", "date": "2024-03-01", "effects": ["level"]},
-]
-ssda903_header = None
-ssda903_episodes = None
-seed = 20240301
-small_count_threshold = 5
-results_path = None
+analysis = "stoke-on-trent"  # an analysis in notebooks/params/; the runner passes its validated spec
+overrides = {}  # to try a change in JupyterLab, e.g. {"la": "Staffordshire"}
+results_path = None  # set by the runner: where this notebook's estimates go
 
 # %%
 import re
@@ -49,11 +37,19 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import its, plotting, results, ssda903
+from helpers import spec as specs
+from helpers import ssda903
 from helpers.core.errors import CareTrendsError
+from helpers.core.records import save_records
+from helpers.models.its import fit_its
+from helpers.present import charts
+from helpers.present import its as its_words
 
-plotting.setup_style()
-extract = ssda903.load_or_synthesize(ssda903_header, ssda903_episodes, la=la, seed=seed)
+charts.setup_style()
+spec = specs.load_analysis(analysis, overrides)
+la = spec.la_name
+extract = ssda903.load_or_synthesize(spec.ssda903_header, spec.ssda903_episodes, la=la,
+                                     seed=spec.seed)
 source = ("a SYNTHETIC extract generated child by child and calibrated to the published annual "
           f"counts for {la}" if extract.synthetic else f"the SSDA903 extract supplied for {la}")
 display(Markdown(f"**Data:** {source}; {extract.report.n_episodes:,} usable episodes, "
@@ -62,29 +58,30 @@ display(Markdown(f"**Data:** {source}; {extract.report.n_episodes:,} usable epis
 print(extract.report)
 
 # %%
-window_start = max(pd.Timestamp(f"{start_year - 1}-04-01"), extract.coverage_start)
-window_end = None if end_year is None else f"{end_year}-03-31"
+window_start = max(pd.Timestamp(f"{spec.start_year - 1}-04-01"), extract.coverage_start)
+window_end = f"{spec.end_year}-03-31"
 monthly = ssda903.monthly_series(extract, start=window_start, end=window_end)
 try:
     monthly = ssda903.attach_population(monthly, la)
     offset = "population"
 except CareTrendsError:
     offset = None  # no official population for this area: model counts without an offset
-plan = its.interventions_from_events(events, frequency="monthly")
+plan = spec.interventions("monthly")
 monthly_outcomes = {"starts": "Children starting to be looked after (per month)",
             "cla_month_end": "Children looked after at month end"}
-fits = {outcome: its.fit_its(monthly, outcome=outcome, time="t", **plan, family=family,
-                             offset=offset, harmonics=2, period=12, season="calendar_month")
+fits = {outcome: fit_its(monthly, outcome=outcome, time="t", **plan, family=spec.family,
+                         offset=offset, harmonics=2, period=12, season="calendar_month",
+                         counterfactual_for=spec.primary_event)
         for outcome in monthly_outcomes}
 
 # %%
 fig, axes = plt.subplots(2, 1, figsize=(9, 8.5))
 for ax, (outcome, label) in zip(axes, monthly_outcomes.items()):
-    fits[outcome].plot(ax=ax, ylabel=label, synthetic=False,
-                       title=f"{label}, {la}" + (" (SYNTHETIC)" if extract.synthetic else ""))
+    its_words.plot(fits[outcome], ax=ax, ylabel=label, synthetic=False,
+                   title=f"{label}, {la}" + (" (SYNTHETIC)" if extract.synthetic else ""))
 fig.tight_layout()
 if extract.synthetic:
-    plotting.mark_synthetic(fig)
+    charts.mark_synthetic(fig)
 plt.show();
 
 # %%
@@ -102,8 +99,9 @@ table.round(3).reset_index(drop=True)
 # changes are differences in children per month):
 
 # %%
-ar1_fits = {outcome: its.fit_its(monthly, outcome=outcome, time="t", **plan, family="ar1",
-                                 harmonics=2, period=12, season="calendar_month")
+ar1_fits = {outcome: fit_its(monthly, outcome=outcome, time="t", **plan, family="ar1",
+                             harmonics=2, period=12, season="calendar_month",
+                             counterfactual_for=spec.primary_event)
             for outcome in monthly_outcomes}
 ar1_table = pd.concat([res.effects.assign(outcome=outcome, rho=res.rho)
                        for outcome, res in ar1_fits.items()])
@@ -112,14 +110,14 @@ ar1_table[["outcome", "intervention", "effect", "estimate", "ci_low", "ci_high",
 
 # %%
 annual = ssda903.annual_counts(extract)
-annual = annual[annual["reporting_year"] >= start_year]
+annual = annual[annual["reporting_year"] >= spec.start_year]
 by_age = ssda903.starts_by(extract, "age_band", freq="reporting_year")
 published = annual.merge(by_age, on="reporting_year")
 display(Markdown("**Annual check** (DfE definition: each child counted once a year; starts by age "
-                 f"at entry; counts from 1 to {small_count_threshold - 1} shown as "
-                 f"<{small_count_threshold})" + (" — SYNTHETIC data" if extract.synthetic else "")))
+                 f"at entry; counts from 1 to {spec.small_count_threshold - 1} shown as "
+                 f"<{spec.small_count_threshold})" + (" — SYNTHETIC data" if extract.synthetic else "")))
 ssda903.suppress_small(published.drop(columns=["starts_periods", "ceased_periods"]),
-                       threshold=small_count_threshold)
+                       threshold=spec.small_count_threshold)
 
 # %% [markdown]
 # ### What the monthly series say
@@ -127,7 +125,7 @@ ssda903.suppress_small(published.drop(columns=["starts_periods", "ceased_periods
 # %% tags=["headline"]
 reading = ["**SYNTHETIC data: these estimates illustrate the method.**"] if extract.synthetic else []
 for outcome, res in fits.items():
-    paragraphs = re.sub(r"(?<!\n)\n(?!\n)", "\n\n", res.summary())  # one line -> one paragraph
+    paragraphs = re.sub(r"(?<!\n)\n(?!\n)", "\n\n", its_words.summary(res))  # a line each
     reading.append(f"**{monthly_outcomes[outcome]}:** " + paragraphs)
 if extract.synthetic:
     reading.append("These series are SYNTHETIC: the annual totals match the published counts, "
@@ -142,6 +140,6 @@ if results_path:
     suffix = "_synthetic" if extract.synthetic else ""
     for design, design_fits in (("its_monthly", fits), ("its_monthly_ar1", ar1_fits)):
         for outcome, res in design_fits.items():
-            records += res.to_records(analysis=analysis, notebook="05_monthly", la=la,
-                                      outcome=outcome, design=design + suffix)
-    results.save_records(records, results_path)
+            records += res.to_records(analysis=spec.analysis, notebook="05_monthly",
+                                      la=spec.la, outcome=outcome, design=design + suffix)
+    save_records(records, results_path)

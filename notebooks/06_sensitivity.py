@@ -24,26 +24,9 @@
 # their promised 5% false-positive rate on series shaped like these.
 
 # %% tags=["parameters"]
-analysis = "stoke-on-trent"
-la = "Stoke-on-Trent"
-start_year = 2014
-outcomes = ["starts", "cla_31_march", "ceased"]
-family = "quasipoisson"
-events = [
-    {"name": "inadequate_2019", "title": "Ofsted judged services inadequate", "date": "2019-02-04", "effects": ["level", "slope"]},
-    {"name": "strategies_2020", "title": "Room to Grow, Early Help and Permanence strategies", "date": "2020-10-01", "effects": ["level", "slope"]},
-    {"name": "family_matters", "title": "Family Matters launched", "date": "2024-03-01", "effects": ["level"]},
-]
-# The event the headline is about (None: the last event).
-focus_event = None
-# Monte Carlo replicates for power and calibration.
-n_simulations = 200
-# Also try leaving out reporting year 2020 (ended March 2020) in the specification curve.
-exclude_2020 = False
-# Assumed month-to-month autocorrelation of the extra-Poisson noise in monthly series.
-rho_monthly = 0.5
-seed = 20240301
-results_path = None
+analysis = "stoke-on-trent"  # an analysis in notebooks/params/; the runner passes its validated spec
+overrides = {}  # to try a change in JupyterLab, e.g. {"la": "Staffordshire"}
+results_path = None  # set by the runner: where this notebook's estimates go
 
 # %%
 import matplotlib.pyplot as plt
@@ -51,20 +34,31 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, plotting, results, sensitivity
+from helpers import data, spec as specs
+from helpers.checks import headline
+from helpers.checks.breaks import breaks_vs_events, detect_breaks
+from helpers.checks.calibration import calibration_table, recommend_defaults
+from helpers.checks.common import event_times
+from helpers.checks.placebo import placebo_in_time
+from helpers.checks.power import months_to_detect, power_table
+from helpers.checks.simulation import fit_pre_period
+from helpers.checks.speccurve import specification_curve
 from helpers.core import timeline
+from helpers.core.records import save_extra, save_records
+from helpers.present import charts
+from helpers.present import checks as words
 
-plotting.setup_style()
-outcome = outcomes[0]
-series = data.annual_series(la, outcome, start_year=min(2010, start_year))
-analysis_data = series[series["year"] >= start_year].reset_index(drop=True)
-times = sensitivity.event_times(events, "annual")
-focus = focus_event or events[-1]["name"]
-focus_title = {e["name"]: e.get("title", e["name"]) for e in events}[focus]
+charts.setup_style()
+spec = specs.load_analysis(analysis, overrides)
+la, outcome, events = spec.la, spec.primary_outcome, spec.events
+series = data.annual_series(spec.la_code, outcome, start_year=min(2010, spec.start_year))
+analysis_data = series[series["year"] >= spec.start_year].reset_index(drop=True)
+times = event_times(events, "annual")
+focus, focus_title = spec.primary_event, spec.event.title
 display(Markdown(
     f"**{la}, {outcome.replace('_', ' ')}**, published DfE figures by reporting year (ending 31 "
     f"March), {int(series['year'].min())} to {int(series['year'].max())}; the main analysis "
-    f"starts in {start_year}. Events are in force from: "
+    f"starts in {spec.start_year}. Events are in force from: "
     + "; ".join(f"{name} {when} ({timeline.reporting_year_label(when)})"
                 for name, when in times.items())
     + f". Headline event: **{focus_title}**."))
@@ -79,9 +73,9 @@ display(Markdown(
 # to give more placebo dates.
 
 # %%
-placebo = sensitivity.placebo_in_time(series, events, outcome="count", time="year",
-                                      family=family, offset="population", min_pre=4)
-ax = placebo.plot()
+placebo = placebo_in_time(series, events, outcome="count", time="year", family=spec.family,
+                          offset="population", min_pre=4)
+ax = words.plot_placebo(placebo)
 plt.show()
 
 # %%
@@ -91,7 +85,7 @@ table = placebo.summary_table[["event", "effect", "time", "percent", "p_value", 
     "n_placebo": "placebo dates", "rank_p": "placebo p", "placebo_low": "placebo min (%)",
     "placebo_high": "placebo max (%)"})
 display(table.round(2))
-display(Markdown(placebo.summary().replace("\n", "  \n")))
+display(Markdown(words.placebo_summary(placebo).replace("\n", "  \n")))
 
 # %% [markdown]
 # ## Specification curve
@@ -105,22 +99,21 @@ display(Markdown(placebo.summary().replace("\n", "  \n")))
 # counterfactual).
 
 # %%
-covid_options = ("none", "2021", "2020+2021") if exclude_2020 else ("none", "2021")
-default_spec = {"start_year": start_year, "family": family, "covid_excluded": "none",
+covid_options = ("none", "2021", "2020+2021") if spec.exclude_2020 else ("none", "2021")
+default_spec = {"start_year": spec.start_year, "family": spec.family, "covid_excluded": "none",
                 "scale": "rate", "launch_time": times[focus]}
-spec = sensitivity.specification_curve(series, events, focus, covid=covid_options,
-                                       default=default_spec)
-fig = spec.plot()
+curve = specification_curve(series, events, focus, covid=covid_options, default=default_spec)
+fig = words.plot_speccurve(curve)
 plt.show()
 
 # %%
 by_choice = pd.concat([
-    spec.fitted.groupby(col)["percent"].agg(["median", "min", "max", "count"])
+    curve.fitted.groupby(col)["percent"].agg(["median", "min", "max", "count"])
     .rename_axis("value").reset_index().assign(choice=col)
     for col in ("start_year", "launch_time", "family", "covid_excluded", "scale")],
     ignore_index=True)[["choice", "value", "median", "min", "max", "count"]]
 display(by_choice.round(1))
-display(Markdown(spec.summary()))
+display(Markdown(words.speccurve_summary(curve)))
 
 # %% [markdown]
 # ## Breaks the data find on their own
@@ -134,18 +127,18 @@ display(Markdown(spec.summary()))
 # %%
 log_rate = pd.Series(np.log(series["rate_per_10000"].to_numpy(float)),
                      index=series["year"].astype(int).to_numpy())
-breaks = sensitivity.detect_breaks(log_rate, max_breaks=3, model="trend", criterion="bic",
-                                   return_result=True)
-breaks_supf = sensitivity.detect_breaks(log_rate, max_breaks=3, model="trend", criterion="supf",
-                                        n_sim=n_simulations, seed=seed)
-ax = sensitivity.plot_breaks(log_rate, breaks, times,
-                             ylabel=f"log rate per 10,000 ({outcome.replace('_', ' ')})")
+breaks = detect_breaks(log_rate, max_breaks=3, model="trend", criterion="bic",
+                       return_result=True)
+breaks_supf = detect_breaks(log_rate, max_breaks=3, model="trend", criterion="supf",
+                            n_sim=spec.n_simulations, seed=spec.seed)
+ax = words.plot_breaks(log_rate, breaks, times,
+                       ylabel=f"log rate per 10,000 ({outcome.replace('_', ' ')})")
 plt.show()
 
 # %%
-comparison = sensitivity.breaks_vs_events(breaks.labels, times)
+comparison = breaks_vs_events(breaks.labels, times)
 display(comparison)
-display(Markdown(sensitivity.breaks_reading(breaks.labels, comparison)
+display(Markdown(words.breaks_reading(breaks.labels, comparison)
                  + f" The sup-F test places breaks at: {breaks_supf or 'none'}."))
 
 # %% [markdown]
@@ -158,17 +151,15 @@ display(Markdown(sensitivity.breaks_reading(breaks.labels, comparison)
 # data exist) and noise scaled so that a year's average varies as much as the annual figures do.
 
 # %%
-pre_model = sensitivity.fit_pre_period(analysis_data, before=times[focus], outcome="count",
-                                       time="year", offset="population")
-power = sensitivity.power_table(pre_model, n_sim=n_simulations, method=family,
-                                rho_monthly=rho_monthly, seed=seed)
-current = spec.stats().get("default_percent", float("nan"))
+pre_model = fit_pre_period(analysis_data, before=times[focus], outcome="count", time="year",
+                           offset="population")
+simulation = dict(n_sim=spec.n_simulations, rho_monthly=spec.rho_monthly, seed=spec.seed)
+power = power_table(pre_model, method=spec.family, **simulation)
+current = curve.stats().get("default_percent", float("nan"))
 size = abs(current) / 100 if np.isfinite(current) else 0.1
-months, by_month = sensitivity.months_to_detect(pre_model, size, n_sim=n_simulations,
-                                                method=family, rho_monthly=rho_monthly, seed=seed)
-months_half, _ = sensitivity.months_to_detect(pre_model, size / 2, n_sim=n_simulations,
-                                              method=family, rho_monthly=rho_monthly, seed=seed)
-ax = sensitivity.plot_when_will_we_know(power, current_percent=current, event=focus_title)
+months, by_month = months_to_detect(pre_model, size, method=spec.family, **simulation)
+months_half, _ = months_to_detect(pre_model, size / 2, method=spec.family, **simulation)
+ax = words.plot_when_will_we_know(power, current_percent=current, event=focus_title)
 plt.show()
 
 # %%
@@ -177,7 +168,7 @@ display(power[["frequency", "n_post", "months_after", "mde_percent", "false_posi
 display(Markdown(
     f"Pre-period model ({pre_model.n_pre} years): trend {100 * pre_model.trend:+.1f}% a year, "
     f"dispersion {pre_model.dispersion:.2f}, lag-1 autocorrelation {pre_model.rho:.2f}. "
-    + sensitivity.power_reading(power, months, current)))
+    + words.power_reading(power, months, current)))
 
 # %% [markdown]
 # ## Calibration: do the methods keep their promises?
@@ -189,28 +180,28 @@ display(Markdown(
 # replicate by replicate with `fit_its` (slower), on a third of the replicates.
 
 # %%
-calibration = sensitivity.calibration_table(pre_model, n_sim=n_simulations,
-                                            rho_monthly=rho_monthly, seed=seed)
-defaults = sensitivity.recommend_defaults(calibration)
-display(sensitivity.calibration_summary(calibration))
+calibration = calibration_table(pre_model, **simulation)
+defaults = recommend_defaults(calibration)
+display(words.calibration_summary(calibration))
 display(Markdown(
-    f"{n_simulations} simulations per method ({calibration.loc[calibration['method'] == 'negbin', 'n_sim'].min()} "
-    "for negative binomial). " + sensitivity.calibration_reading(calibration, defaults)
+    f"{spec.n_simulations} simulations per method ({calibration.loc[calibration['method'] == 'negbin', 'n_sim'].min()} "
+    "for negative binomial). " + words.calibration_reading(calibration, defaults)
     + f" Recommended defaults: annual **{defaults['annual']}**, monthly **{defaults['monthly']}**."))
 
 # %% [markdown]
 # ## Headline
 
 # %% tags=["headline"]
-head = sensitivity.headline(spec, placebo, power, months, months_half=months_half, event=focus,
-                            event_title=focus_title, calibration_defaults=defaults)
+head = headline.summarise(curve, placebo, power, months, months_half=months_half, event=focus,
+                          event_title=focus_title, calibration_defaults=defaults)
+head["text"] = words.headline_text(head)
 display(Markdown(head["text"]))
 
 # %%
 if results_path:
-    records = sensitivity.to_records(placebo=placebo, spec=spec, power=power,
-                                     calibration=calibration, head=head, outcome=outcome,
-                                     analysis=analysis, notebook="06_sensitivity", la=la,
-                                     event=focus)
-    results.save_records(records, results_path)
-    sensitivity.save_headline(head, results_path)
+    records = headline.records(placebo=placebo, spec=curve, power=power,
+                               calibration=calibration, head=head, outcome=outcome,
+                               analysis=spec.analysis, notebook="06_sensitivity", la=la,
+                               event=focus)
+    save_records(records, results_path)
+    save_extra(head, results_path, "headline")

@@ -27,46 +27,39 @@
 # Northamptonshire in 2021) are left out of the league table: their series join different places.
 
 # %% tags=["parameters"]
-analysis = "stoke-on-trent"
-la = "Stoke-on-Trent"
-start_year = 2014
-end_year = None
-family = "quasipoisson"
-events = [
-    {"name": "inadequate_2019", "title": "Ofsted judged services inadequate", "date": "2019-02-04", "effects": ["level", "slope"]},
-    {"name": "strategies_2020", "title": "Room to Grow, Early Help and Permanence strategies", "date": "2020-10-01", "effects": ["level", "slope"]},
-    {"name": "family_matters", "title": "Family Matters launched", "date": "2024-03-01", "effects": ["level"]},
-]
-measure = "starts"
-event_date = None  # None: the analysis' focus event; "latest": the latest year against its own trend
-results_path = None
+analysis = "stoke-on-trent"  # an analysis in notebooks/params/; the runner passes its validated spec
+overrides = {}  # to try a change in JupyterLab, e.g. {"la": "Staffordshire"}
+results_path = None  # set by the runner: where this notebook's estimates go
 
 # %%
 from IPython.display import Markdown
 
-from helpers import data, national, plotting
-from helpers.core import timeline
+from helpers import data, spec as specs
+from helpers.core import timeline, vocab
 from helpers.core.records import save_records
-from helpers.views import Table
+from helpers.models import national
+from helpers.present import charts
+from helpers.present import national as words
+from helpers.present.tables import Table
 
-plotting.setup_style()
-area = data.resolve_la(la)
+charts.setup_style()
+spec = specs.load_analysis(analysis, overrides)
+area = data.resolve_la(spec.la_code)
+measure, last_year = spec.primary_outcome, spec.end_year
+event = {"name": spec.event.name, "title": spec.event.title,
+         "date": spec.event.counts_from.isoformat()}
+model = national.batch_family(spec.family)
 panel = data.load_panel()
-published = panel[(panel["measure"] == measure) & panel["count"].notna()]
-last_year = int(published["year"].max()) if end_year is None else end_year
-event = national.choose_event(events, event_date, last_year)
-model = national.batch_family(family)
-table = None
-if event["date"] is not None:
-    table = national.league_table(panel, measure=measure, event_date=event["date"], family=model,
-                                  start_year=start_year, end_year=end_year)
+table = national.league_table(panel, measure=measure, event_date=event["date"], family=model,
+                              effects=spec.event.effects, start_year=spec.start_year,
+                              end_year=spec.end_year)
 latest = national.league_table(panel, measure=measure, event_date="latest", family=model,
-                               start_year=start_year, end_year=end_year)
+                               start_year=spec.start_year, end_year=spec.end_year)
 funnel = national.funnel_data(panel, measure=measure, year=last_year)
-Markdown(f"Outcome: {national.MEASURE_WORDS[measure]}. Event compared: {event['title']}"
+Markdown(f"Outcome: {vocab.MEASURE_INFO[measure].phrase}. Event compared: {event['title']}"
          + (f" ({event['date']}, first full reporting year "
             f"{timeline.reporting_year_label(int(table['event_year'].iloc[0]))})" if table is not None else "")
-         + f". Model: {model}, reporting years {start_year} to {last_year}, fitted to "
+         + f". Model: {model}, reporting years {spec.start_year} to {last_year}, fitted to "
          f"{latest['la_code'].nunique()} authorities at once.")
 
 # %% [markdown]
@@ -74,40 +67,42 @@ Markdown(f"Outcome: {national.MEASURE_WORDS[measure]}. Event compared: {event['t
 
 # %%
 if table is not None:
-    national.plot_league(table, "level", highlight=area.la_code,
-                         title=f"Level change at {event['name']}: every authority (95% intervals)");
+    words.plot_league(table, "level", highlight=area.la_code,
+                      title=f"Level change after {event['title']}: every authority "
+                            "(95% intervals)");
 
 # %%
 if table is not None and "slope" in set(table["effect"]):
-    national.plot_league(table, "slope", highlight=area.la_code,
-                         title=f"Trend change after {event['name']}: every authority (ratio per year)");
+    words.plot_league(table, "slope", highlight=area.la_code,
+                      title=f"Trend change after {event['title']}: every authority "
+                            "(ratio per year)");
 
 # %%
 if table is not None:
-    display(Table(national.league_view(table, area.la_code),
-                  caption=f"League table at {event['name']}: largest and smallest level changes, "
-                          f"and {area.la_name}",
+    display(Table(words.league_view(table, area.la_code),
+                  caption=f"League table after {event['title']}: largest and smallest level "
+                          f"changes, and {area.la_name}",
                   note="Rate ratios against each authority's own pre-event trend; 1 = no change."))
 
 # %% [markdown]
 # ## The latest year against each authority's own trend
 
 # %%
-national.plot_league(latest, "level", highlight=area.la_code,
-                     title=f"{timeline.reporting_year_label(int(latest['event_year'].iloc[0]))} "
+words.plot_league(latest, "level", highlight=area.la_code,
+                  title=f"{timeline.reporting_year_label(int(latest['event_year'].iloc[0]))} "
                            "against each authority's earlier trend");
 
 # %% [markdown]
 # ## Funnel plot of the latest year
 
 # %%
-national.plot_funnel(funnel, highlight=area.la_code);
+words.plot_funnel(funnel, highlight=area.la_code);
 
 # %% [markdown]
 # ## Reading
 
 # %%
-Markdown(national.reading(table, latest, funnel, area.la_code, area.la_name, event, measure))
+Markdown(words.reading(table, latest, funnel, area.la_code, area.la_name, event, measure))
 
 # %% [markdown]
 # The full league table (every authority, level and trend change with 95% intervals) is saved
@@ -117,6 +112,7 @@ Markdown(national.reading(table, latest, funnel, area.la_code, area.la_name, eve
 if results_path:
     chosen = table if table is not None else latest
     save_records(national.la_records(chosen, area.la_code, event["name"], measure,
-                                     analysis=analysis, notebook="07_all_authorities", la=la),
+                                     analysis=spec.analysis, notebook="07_all_authorities",
+                                     la=spec.la),
                  results_path)
-    national.write_league_table(chosen, "07_all_authorities_league_table.csv")
+    words.write_league_table(chosen, "07_all_authorities_league_table.csv")

@@ -23,15 +23,9 @@
 # was not run or could not estimate), the summary says so rather than failing.
 
 # %% tags=["parameters"]
-analysis = "stoke-on-trent"
-la = "Stoke-on-Trent"
-outcomes = ["starts", "cla_31_march", "ceased"]
-events = [
-    {"name": "inadequate_2019", "title": "Ofsted judged services inadequate", "date": "2019-02-04", "effects": ["level", "slope"]},
-    {"name": "strategies_2020", "title": "Room to Grow, Early Help and Permanence strategies", "date": "2020-10-01", "effects": ["level", "slope"]},
-    {"name": "family_matters", "title": "Family Matters launched", "date": "2024-03-01", "effects": ["level"]},
-]
-results_dir = None
+analysis = "stoke-on-trent"  # an analysis in notebooks/params/; the runner passes its validated spec
+overrides = {}  # to try a change in JupyterLab, e.g. {"la": "Staffordshire"}
+results_dir = None  # set by the runner: where the other notebooks' estimates are
 
 # %% [markdown]
 # <!-- nbval: the cells below depend on which results exist (reports/ is built by
@@ -40,17 +34,21 @@ results_dir = None
 # %% tags=["nbval-ignore-output"]
 from IPython.display import Markdown
 
-from helpers import data, sensitivity, views
+from helpers import spec as specs
+from helpers.core import vocab
+from helpers.core.records import load_extra
+from helpers.present import summary
+from helpers.present.tables import Table
 
-area = data.resolve_la(la)
-records = views.load_results(analysis, results_dir)
-designs = sorted({views.design_label(d) for d in records["design"].dropna()})
-missing = views.missing_results(records)
+spec = specs.load_analysis(analysis, overrides)
+records = summary.load_results(spec.analysis, results_dir)
+designs = sorted({vocab.design_label(d) for d in records["design"].dropna()})
+missing = summary.missing_results(records)
 Markdown(
-    (f"Estimates found for **{area.la_name}**: {len(records)} from "
+    (f"Estimates found for **{spec.la_name}**: {len(records)} from "
      f"{records['notebook'].nunique()} notebooks ({', '.join(designs)})."
      if len(records) else
-     f"No published estimates were found for {area.la_name} yet. Run `care-trends run "
+     f"No published estimates were found for {spec.la_name} yet. Run `care-trends run "
      f"{analysis}` to execute the analysis; this summary then reads its results.")
     + (f" No results from {', '.join(missing)} (not run, failed, or nothing estimable): the "
        "findings below leave those designs out." if missing and len(records) else "")
@@ -58,37 +56,36 @@ Markdown(
 
 # %% [markdown]
 # ## Findings
-# Each line counts, for the main outcome (children starting to be looked after), how many
-# designs find fewer or more starts than the pre-existing trend predicted with an interval that
-# excludes no change.
+# Each line counts, for the analysis' primary outcome, how many designs find fewer or more than
+# the pre-existing trend predicted with an interval that excludes no change.
 
 # %% tags=["headline", "nbval-ignore-output"]
-titles = {e["name"]: e.get("title", e["name"]) for e in events}
-Markdown(views.findings_text(records, area.la_name, outcome=outcomes[0], effect="level",
-                             titles=titles))
+Markdown(summary.findings_text(records, spec.la_name, outcome=spec.primary_outcome,
+                               effect="level", titles=spec.titles))
 
 # %% [markdown]
 # ## How sure can anyone be, and when will we know?
-# From the sensitivity notebook: how much the latest event's estimate moves across reasonable
+# From the sensitivity notebook: how much the primary event's estimate moves across reasonable
 # specifications and placebo dates, and how much data a trend test would need.
 
 # %% tags=["nbval-ignore-output"]
-sensitivity_headline = sensitivity.load_headline(results_dir) if results_dir else None
+sensitivity_headline = (load_extra(results_dir, "06_sensitivity", "headline")
+                        if results_dir else None)
 Markdown(sensitivity_headline["text"] if sensitivity_headline else
          "The sensitivity analyses have not been run with this summary (run `care-trends run "
          f"{analysis}`), so how fragile the estimates are is not quoted here.")
 
 # %% [markdown]
 # ## Triangulation table
-# Level changes for the main outcome: ratios (1 = no change) for count models, differences for
+# Level changes for the primary outcome: ratios (1 = no change) for count models, differences for
 # linear ones. Agreement across designs with different weaknesses is what makes a finding
 # credible; a single design's estimate is not enough.
 
 # %% tags=["nbval-ignore-output"]
-views.Table(views.triangulation_table(records, outcome=outcomes[0], effect="level",
-                                      titles=titles),
-            caption=f"{area.la_name}: {views.OUTCOME_LABELS[outcomes[0]].lower()}, "
-                    "level change by design and event")
+Table(summary.triangulation_table(records, outcome=spec.primary_outcome, effect="level",
+                                  titles=spec.titles),
+      caption=f"{spec.la_name}: {vocab.measure_label(spec.primary_outcome).lower()}, "
+              "level change by design and event")
 
 # %% [markdown]
 # ## Caveats

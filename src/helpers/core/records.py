@@ -84,3 +84,20 @@ def load_records(path) -> pd.DataFrame:
     """Read results.json (or one notebook's records) as a DataFrame with RECORD_COLUMNS."""
     records = json.loads(Path(path).read_text())
     return pd.DataFrame(records, columns=RECORD_COLUMNS)
+
+
+def extra_path(results_path, name: str) -> Path:
+    """Where a notebook's extra JSON goes: next to its records (`<stem>.<name>.json`)."""
+    path = Path(results_path)
+    return path.with_name(f"{path.stem}.{name}.json")
+
+
+def save_extra(value, results_path, name: str) -> Path:
+    """A notebook's extra numbers (e.g. the sensitivity headline) beside its records."""
+    return atomic_write_json(extra_path(results_path, name), value)
+
+
+def load_extra(results_dir, notebook: str, name: str):
+    """A notebook's extra numbers, or None when the notebook has not run."""
+    path = Path(results_dir) / f"{notebook}.{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None

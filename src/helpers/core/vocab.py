@@ -51,6 +51,8 @@ _MEASURE_LIST = (
 MEASURE_INFO: dict[str, Measure] = {m.key: m for m in _MEASURE_LIST}
 #: Measures in the official annual panel (an analysis' `outcomes` choose among these).
 MEASURES: tuple[str, ...] = tuple(m.key for m in _MEASURE_LIST if m.source == "panel")
+#: The looked-after measures (the care-entry question and the national batch fits).
+LOOKED_AFTER_MEASURES: tuple[str, ...] = ("cla_31_march", "starts", "ceased")
 #: Measures counted on a date (looked after at 31 March, at month end).
 STOCK_MEASURES: tuple[str, ...] = tuple(m.key for m in _MEASURE_LIST if m.stock)
 #: Outcomes in the order an analysis lists them by default (entry into care first).

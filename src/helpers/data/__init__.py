@@ -14,24 +14,25 @@ The panel is rebuilt from the official raw files with `care-trends data build` (
 
 from __future__ import annotations
 
-import difflib
 import os
 import shutil
-import tempfile
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
-from helpers.core import paths
+from helpers.core import paths, vocab
 from helpers.core.errors import CareTrendsError
+from helpers.core.io import atomic_write_text
 from helpers.data import build as _build
+from helpers.data import sources
 from helpers.data import sources as _sources
-from helpers.data.build import MEASURES, PANEL_COLUMNS, read_ees_edition
+from helpers.data.areas import (LARecord, boundary_breaks, code_changes, list_las, reset_caches,
+                                shared_panel,
+                                resolve_la)
+from helpers.data.build import PANEL_COLUMNS, read_ees_edition
+from helpers.data.panel import PANEL_FILE, PROVENANCE_FILE, edition, load_panel, panel_path
 from helpers.data.reference import (
     build_reference,
-    code_changes,
     council_reported,
     load_events,
     statistical_neighbours,
@@ -39,21 +40,12 @@ from helpers.data.reference import (
 )
 
 __all__ = [
-    "MEASURES", "PANEL_COLUMNS", "PANEL_FILE", "LARecord",
-    "load_panel", "annual_series", "resolve_la", "list_las", "boundary_breaks",
+    "PANEL_COLUMNS", "PANEL_FILE", "LARecord",
+    "load_panel", "panel_path", "annual_series", "resolve_la", "list_las", "boundary_breaks",
     "build_panel", "build_reference", "import_edition", "check_raw_files", "edition",
     "statistical_neighbours", "statistical_neighbours_table", "load_events", "council_reported",
-    "code_changes",
-    "add_cli",
+    "code_changes", "sources",
 ]
-
-PANEL_FILE = "cla_panel.csv"
-PROVENANCE_FILE = "cla_panel_provenance.json"
-
-
-def panel_path() -> Path:
-    return paths.processed_dir() / PANEL_FILE
-
 
 def imports_dir() -> Path:
     """Where `care-trends data import` keeps imported editions: data/raw/imports/ (git-ignored with
@@ -61,136 +53,14 @@ def imports_dir() -> Path:
     return paths.project_root() / "data" / "raw" / "imports"
 
 
-# --------------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------------
-
-_DTYPES = {"la_code": "string", "new_la_code": "string", "region_code": "string"}
-
-
-@lru_cache(maxsize=4)
-def _read_panel(path: str, mtime: float) -> pd.DataFrame:
-    df = pd.read_csv(path, dtype=_DTYPES, keep_default_na=False, na_values=[""])
-    missing = [c for c in PANEL_COLUMNS if c not in df.columns]
-    if missing:
-        raise CareTrendsError(f"{path} is not a care-trends panel (missing {', '.join(missing[:3])}); "
-                              "rebuild it with `care-trends data build`")
-    return _build.tidy_types(df[PANEL_COLUMNS])
-
-
-def load_panel(path: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The tidy panel: one row per area x reporting year x measure (see PANEL_COLUMNS).
-
-    `count` is NaN where the publisher suppressed or did not publish a value (see `count_status`);
-    never 0. Returns a fresh copy each call."""
-    path = Path(path) if path else panel_path()
-    if not path.is_file():
-        raise CareTrendsError(f"panel file {path} not found; run `care-trends data build` to create it")
-    return _read_panel(str(path), path.stat().st_mtime).copy()
-
-
-# --------------------------------------------------------------------------------------------
-# Areas
-# --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class LARecord:
-    """An area of the panel. For England and regions la_code is None and new_la_code the GSS code."""
-    la_code: str | None
-    la_name: str
-    new_la_code: str
-    region_name: str | None
-    geographic_level: str = "Local authority"
-    first_year: int | None = None
-    last_year: int | None = None
-
-
-def _default_panel() -> pd.DataFrame:
-    """The committed panel, cached and shared: callers must not modify it (load_panel() copies)."""
-    path = panel_path()
-    if not path.is_file():
-        return load_panel()   # raises the "run care-trends data build" error
-    return _read_panel(str(path), path.stat().st_mtime)
-
-
-@lru_cache(maxsize=4)
-def _default_areas(path: str, mtime: float) -> pd.DataFrame:
-    return _areas(_read_panel(path, mtime))
-
-
-def list_las(panel: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per area (England, regions, LAs) with its identity and the years it has data."""
-    if panel is None:
-        path = panel_path()
-        if path.is_file():
-            return _default_areas(str(path), path.stat().st_mtime).copy()
-        panel = load_panel()
-    return _areas(panel)
-
-
-def _areas(panel: pd.DataFrame) -> pd.DataFrame:
-    key = panel["la_code"].fillna(panel["new_la_code"])
-    areas = (panel.assign(key=key)
-             .groupby("key", sort=False)
-             .agg(la_code=("la_code", "first"), la_name=("la_name", "first"),
-                  new_la_code=("new_la_code", "first"), region_name=("region_name", "first"),
-                  geographic_level=("geographic_level", "first"),
-                  first_year=("year", "min"), last_year=("year", "max")))
-    return areas.reset_index(drop=True)
-
-
-def _norm(text: str) -> str:
-    return " ".join(str(text).replace("-", " ").replace("&", "and").replace(",", " ").casefold().split())
-
-
-def resolve_la(name_or_code, panel: pd.DataFrame | None = None) -> LARecord:
-    """Find an area by old three-digit code (861), new code (E06000021) or name (any case).
-
-    A name shared by an old and a new authority (e.g. Dorset before and after 2019) resolves to the
-    one with the most recent data; use the old code for the other. Unknown -> CareTrendsError with
-    a "did you mean ..." suggestion."""
-    areas = list_las(panel)
-    text = str(name_or_code).strip()
-    if isinstance(name_or_code, (int, float)) and not isinstance(name_or_code, bool):
-        text = str(int(name_or_code))
-    by_code = areas[areas["la_code"].eq(text).fillna(False)
-                    | areas["new_la_code"].str.casefold().eq(text.casefold()).fillna(False)]
-    if by_code.empty and text.upper().startswith("E"):   # a GSS code the LA used before a recode
-        changes = code_changes()
-        old = changes.loc[changes["previous_new_la_code"].str.casefold().eq(text.casefold()), "la_code"]
-        by_code = areas[areas["la_code"].isin(old).fillna(False)]
-    if by_code.empty:
-        norm = areas["la_name"].map(_norm)
-        by_code = areas[norm.eq(_norm(text))]
-        if by_code.empty and _norm(text) in {"england", "national"}:
-            by_code = areas[areas["geographic_level"].eq("National")]
-    if by_code.empty:
-        names = list(dict.fromkeys(areas["la_name"]))
-        lookup = {_norm(n): n for n in names}
-        # Typos by similarity; a partial name ('Stoke') by the names that contain it.
-        close = difflib.get_close_matches(_norm(text), list(lookup), n=3, cutoff=0.6)
-        if not close and len(_norm(text)) >= 3:
-            close = [key for key in lookup if _norm(text) in key][:3]
-        hint = (f"did you mean {', '.join(repr(lookup[c]) for c in close)}?" if close
-                else "use an LA name as DfE writes it or its old three-digit code, e.g. 'Stoke-on-Trent' or 861")
-        raise CareTrendsError(f"unknown local authority {name_or_code!r}; {hint}")
-    row = by_code.sort_values(["last_year", "first_year"]).iloc[-1]
-    val = lambda v: None if pd.isna(v) else v  # noqa: E731
-    return LARecord(la_code=val(row["la_code"]), la_name=row["la_name"], new_la_code=row["new_la_code"],
-                    region_name=val(row["region_name"]), geographic_level=row["geographic_level"],
-                    first_year=int(row["first_year"]), last_year=int(row["last_year"]))
-
-
 def annual_series(la, measure: str, start_year: int | None = None, end_year: int | None = None,
                   panel: pd.DataFrame | None = None) -> pd.DataFrame:
     """One area's yearly series for a measure: year, count, population, rate_per_10000, rate_source
     plus provenance and flag columns (count_status, count_source, boundary_flag ...)."""
-    if measure not in MEASURES:
-        close = difflib.get_close_matches(str(measure), MEASURES, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"choose one of {', '.join(MEASURES)}"
-        raise CareTrendsError(f"unknown measure {measure!r}; {hint}")
+    if measure not in vocab.MEASURES:
+        raise CareTrendsError(vocab.suggest(measure, vocab.MEASURES, "measure"))
     rec = resolve_la(la, panel)
-    panel = _default_panel() if panel is None else panel
+    panel = shared_panel() if panel is None else panel
     if rec.la_code is not None:
         rows = panel["la_code"].eq(rec.la_code).fillna(False)
     else:
@@ -213,30 +83,6 @@ def annual_series(la, measure: str, start_year: int | None = None, end_year: int
     return series[cols].sort_values("year").reset_index(drop=True)
 
 
-def boundary_breaks(panel: pd.DataFrame | None = None) -> pd.DataFrame:
-    """LAs whose series break at a boundary change, detected from codes ending and starting in
-    the same year within a region: la_code, la_name, region_name, role ('predecessor' ends,
-    'successor' starts), boundary_year (first reporting year of the new geography),
-    last_year_before, predecessors, successors, boundary_change (description)."""
-    panel = load_panel() if panel is None else panel
-    keyed = panel.assign(key=panel["la_code"].fillna(panel["new_la_code"]))
-    return _build.detect_boundary_changes(keyed)
-
-
-def edition() -> str:
-    """One line saying which official data the committed panel holds (for report headers)."""
-    import json
-    info = json.loads((paths.processed_dir() / PROVENANCE_FILE).read_text(encoding="utf-8"))
-    years = sorted(int(y) for y in info["editions_used_by_year"])
-    newest = max((s for v in info["editions_used_by_year"].values() for s in v if s.startswith("EES")),
-                 default="EES", key=lambda s: s.split()[1])
-    imported = f"; imported: {', '.join(sorted(info['imported_editions_sha256']))}" if info[
-        "imported_editions_sha256"] else ""
-    return (f"DfE children looked after in England, reporting years {years[0]}-{years[-1]} "
-            f"(newest: {newest.split(' (')[0]}; 2010-2017 from SFR underlying data), ONS populations"
-            f"{imported}")
-
-
 # --------------------------------------------------------------------------------------------
 # Building
 # --------------------------------------------------------------------------------------------
@@ -244,19 +90,6 @@ def edition() -> str:
 def check_raw_files(raw_dir=None) -> dict[str, str]:
     """Check the raw folder against data/raw_manifest.sha256; returns {path: sha256}."""
     return _sources.check_raw_files(paths.raw_dir(raw_dir))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)   # mkstemp creates 0600; the panel is an ordinary shared file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _import_files(directory: Path | None) -> list[Path]:
@@ -277,11 +110,10 @@ def build_panel(raw_dir=None, output_dir=None, imports=None, write: bool = True)
     panel = _build.assemble_panel(raw, extra)
     if write:
         out = Path(output_dir) if output_dir else paths.processed_dir()
-        _atomic_write(out / PANEL_FILE, _build.panel_to_csv_text(panel))
+        atomic_write_text(out / PANEL_FILE, _build.panel_to_csv_text(panel))
         imported = {p.name: _sources.sha256_file(p) for p in extra}
-        _atomic_write(out / PROVENANCE_FILE, _build.provenance(checksums, imported, panel))
-        _read_panel.cache_clear()
-        _default_areas.cache_clear()
+        atomic_write_text(out / PROVENANCE_FILE, _build.provenance(checksums, imported, panel))
+        reset_caches()
     return panel
 
 
@@ -308,59 +140,3 @@ def import_edition(file, raw_dir=None, output_dir=None, imports=None) -> pd.Data
     except BaseException:
         target.unlink(missing_ok=True)   # leave nothing half-imported
         raise
-
-
-# --------------------------------------------------------------------------------------------
-# Command line: care-trends data build | import | series | check
-# --------------------------------------------------------------------------------------------
-
-def _cmd_build(args) -> int:
-    panel = build_panel(args.raw_dir, output_dir=args.output)
-    if not args.output:   # the statistical-neighbour tables are rebuilt alongside the default panel
-        build_reference(paths.raw_dir(args.raw_dir))
-    print(f"wrote {len(panel)} rows for {panel['year'].min()}-{panel['year'].max()} to "
-          f"{Path(args.output) if args.output else paths.processed_dir()}")
-    return 0
-
-
-def _cmd_import(args) -> int:
-    panel = import_edition(args.file, args.raw_dir, output_dir=args.output)
-    print(f"imported {Path(args.file).name}; panel now covers {panel['year'].min()}-{panel['year'].max()} "
-          f"({len(panel)} rows)")
-    return 0
-
-
-def _cmd_check(args) -> int:
-    checked = check_raw_files(args.raw_dir)
-    print(f"all {len(checked)} raw files match data/{_sources.MANIFEST_NAME}")
-    return 0
-
-
-def _cmd_series(args) -> int:
-    series = annual_series(args.la, args.measure, args.start_year, args.end_year)
-    print(series[["year", "count", "population", "rate_per_10000", "rate_source", "count_status"]]
-          .to_string(index=False))
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    parser = subparsers.add_parser("data", help="build, check or extend the official data panel")
-    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    p = sub.add_parser("build", help="check raw files against the manifest and rebuild data/processed/")
-    p.add_argument("--raw-dir", help=f"folder of official raw files (default ${paths.RAW_DIR_ENV} or data/raw/)")
-    p.add_argument("--output", help="folder to write the panel to (default data/processed/)")
-    p.set_defaults(handler=_cmd_build)
-    p = sub.add_parser("import", help="add a newer EES 'CLA numbers and rates per 10,000 children' edition")
-    p.add_argument("file", help="the downloaded CSV")
-    p.add_argument("--raw-dir", help="folder of official raw files")
-    p.add_argument("--output", help="folder to write the panel to (default data/processed/)")
-    p.set_defaults(handler=_cmd_import)
-    p = sub.add_parser("check", help="verify raw files against data/raw_manifest.sha256")
-    p.add_argument("--raw-dir", help="folder of official raw files")
-    p.set_defaults(handler=_cmd_check)
-    p = sub.add_parser("series", help="print one LA's yearly series")
-    p.add_argument("la", help="LA name or old code, e.g. Stoke-on-Trent or 861")
-    p.add_argument("measure", choices=MEASURES)
-    p.add_argument("--start-year", type=int)
-    p.add_argument("--end-year", type=int)
-    p.set_defaults(handler=_cmd_series)

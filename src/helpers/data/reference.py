@@ -9,6 +9,9 @@ import pandas as pd
 
 from helpers.core import paths
 from helpers.core.errors import CareTrendsError
+from helpers.core.io import atomic_write_text
+from helpers.data.areas import resolve_la
+from helpers.data.build import detect_code_changes
 
 SN_FILES = {
     "2021": "dfe_csc_outcomes/New_Statistical_Neighbour_Groupings_April_2021.csv",
@@ -48,23 +51,16 @@ def read_sn_raw(raw_dir: Path, edition: str) -> pd.DataFrame:
 
 def build_reference(raw_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
     """Write statistical_neighbours_{2021,2025}.csv and la_code_changes.csv from the raw files."""
-    from helpers.data import _atomic_write   # one writer for the package
     out_dir = Path(out_dir) if out_dir else paths.reference_dir()
     written = {}
     for edition in SN_FILES:
         target = out_dir / f"statistical_neighbours_{edition}.csv"
-        _atomic_write(target, read_sn_raw(raw_dir, edition).to_csv(index=False, lineterminator="\n"))
+        atomic_write_text(target, read_sn_raw(raw_dir, edition).to_csv(index=False, lineterminator="\n"))
         written[edition] = target
-    from helpers.data.build import detect_code_changes
     target = out_dir / "la_code_changes.csv"
-    _atomic_write(target, detect_code_changes(raw_dir).to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(target, detect_code_changes(raw_dir).to_csv(index=False, lineterminator="\n"))
     written["code_changes"] = target
     return written
-
-
-def code_changes() -> pd.DataFrame:
-    """LAs whose GSS code changed without a break in their series (data/reference/la_code_changes.csv)."""
-    return pd.read_csv(paths.reference_dir() / "la_code_changes.csv", dtype={"la_code": str})
 
 
 def statistical_neighbours_table(edition: str = "2021") -> pd.DataFrame:
@@ -76,7 +72,6 @@ def statistical_neighbours_table(edition: str = "2021") -> pd.DataFrame:
 
 def statistical_neighbours(la, edition: str = "2021") -> list[str]:
     """Old three-digit codes of the LA's 10 statistical neighbours, closest first."""
-    from helpers.data import resolve_la
     rec = resolve_la(la)
     table = statistical_neighbours_table(edition)
     rows = table[table["la_code"].eq(rec.la_code)]
@@ -89,7 +84,6 @@ def statistical_neighbours(la, edition: str = "2021") -> list[str]:
 def _filter_la(df: pd.DataFrame, la) -> pd.DataFrame:
     if la is None:
         return df
-    from helpers.data import resolve_la
     rec = resolve_la(la)
     return df[df["la_code"].eq(rec.la_code)].reset_index(drop=True)
 

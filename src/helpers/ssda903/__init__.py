@@ -12,6 +12,8 @@ CLI: `care-trends validate-903 HEADER EPISODES` and `care-trends synth-903 --la 
 
 from __future__ import annotations
 
+from helpers.core import vocab
+from helpers.core.errors import CareTrendsError
 from helpers.ssda903 import codes
 from helpers.ssda903.derive import (BREAKDOWNS, EXIT_COLUMNS, age_at, age_band, annual_counts,
                                     attach_population,
@@ -20,15 +22,14 @@ from helpers.ssda903.extract import (Extract, ValidationReport, load_903, parse_
                                      validate)
 from helpers.ssda903.synth import (Effect, SyntheticExtract, calibration_table, synthesize,
                                    write_synthetic)
-from helpers.ssda903.cli import add_cli
 
 __all__ = ["codes", "BREAKDOWNS", "EXIT_COLUMNS", "age_at", "age_band", "annual_counts", "attach_population", "in_care_at",
            "monthly_series", "starts_by", "suppress_small", "Extract", "ValidationReport", "load_903",
            "parse_dates", "read_table", "validate", "Effect", "SyntheticExtract", "calibration_table",
-           "synthesize", "write_synthetic", "synthetic_extract", "add_cli", "load_or_synthesize"]
+           "synthesize", "write_synthetic", "synthetic_extract", "load_or_synthesize"]
 
 
-def synthetic_extract(la: str = "Stoke-on-Trent", seed: int = 20240301, targets=None,
+def synthetic_extract(la: str = "Stoke-on-Trent", seed: int = vocab.DEFAULT_SEED, targets=None,
                       effect: Effect | None = None) -> Extract:
     """The SYNTHETIC stand-in as a validated Extract, generated in memory (no files written)."""
     synth = synthesize(la, seed=seed, targets=targets, effect=effect)
@@ -38,11 +39,10 @@ def synthetic_extract(la: str = "Stoke-on-Trent", seed: int = 20240301, targets=
 
 
 def load_or_synthesize(header=None, episodes=None, *, la: str = "Stoke-on-Trent",
-                       seed: int = 20240301, **kwargs) -> Extract:
+                       seed: int = vocab.DEFAULT_SEED, **kwargs) -> Extract:
     """The notebook entry point: the council's files when both are given, else the SYNTHETIC
     stand-in for `la`."""
     if (header is None) != (episodes is None):
-        from helpers.core.errors import CareTrendsError
         raise CareTrendsError("give both ssda903_header and ssda903_episodes (or neither, for the "
                               "synthetic stand-in)")
     if header is None:

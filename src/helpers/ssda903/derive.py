@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from helpers import data
 from helpers.core import timeline
 from helpers.core.errors import CareTrendsError
 from helpers.ssda903 import codes
@@ -223,8 +224,6 @@ def suppress_small(table: pd.DataFrame, threshold: int | None = 5, columns=None)
 def attach_population(monthly: pd.DataFrame, la: str) -> pd.DataFrame:
     """Add `population` (children aged 0-17, from the official panel) to a monthly series,
     interpolated between ONS mid-year estimates (DfE uses mid-(Y-1) for reporting year Y)."""
-    from helpers import data
-
     pop = data.annual_series(la, "cla_31_march")[["year", "population"]].dropna()
     if pop.empty:
         raise CareTrendsError(f"no population figures for {la}; fit without an offset "

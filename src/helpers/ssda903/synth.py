@@ -32,12 +32,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.core import timeline
+from helpers import data
+from helpers.core import timeline, vocab
 from helpers.core.errors import CareTrendsError
 from helpers.ssda903 import codes
 from helpers.ssda903.extract import SYNTHETIC_COLUMN, SYNTHETIC_VALUE
 
-MEASURES = ("starts", "ceased", "cla_31_march")
+MEASURES = vocab.LOOKED_AFTER_MEASURES  # the published counts a synthetic extract matches
 #: Relative level of starts by calendar month (Jan..Dec): fewer referrals in school holidays.
 SEASONALITY = np.array([1.05, 1.02, 1.06, 0.98, 1.02, 1.00, 1.04, 0.86, 0.97, 1.08, 1.07, 0.85])
 #: Age at starting care (England-like shares): under 1, 1-4, 5-9, 10-15, 16+.
@@ -115,8 +116,6 @@ class SyntheticExtract:
 def targets_from_panel(la: str, first_year: int = 2010, last_year: int = 2025) -> pd.DataFrame:
     """Published starts, ceased and 31 March numbers for the LA (from helpers.data), for the
     years in [first_year, last_year] the panel has (an LA created in 2019 starts in 2020)."""
-    from helpers import data
-
     frames = []
     for measure in MEASURES:
         series = data.annual_series(la, measure)
@@ -521,7 +520,7 @@ def _fmt(days: np.ndarray) -> list[str]:
     return list(out)
 
 
-def synthesize(la: str = "Stoke-on-Trent", seed: int = 20240301, targets=None,
+def synthesize(la: str = "Stoke-on-Trent", seed: int = vocab.DEFAULT_SEED, targets=None,
                effect: Effect | None = None, first_year: int = 2010,
                last_year: int = 2025) -> SyntheticExtract:
     """Generate the SYNTHETIC 903 header and episodes for `la` (targets from helpers.data unless

@@ -1,4 +1,5 @@
-"""Shared chart conventions: one style, event markers, and the SYNTHETIC label."""
+"""Shared chart conventions: one style, one palette, event markers, alt text and the SYNTHETIC
+label."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ else:
     matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
+
+from helpers.spec import interventions  # noqa: E402
 
 PALETTE = {"observed": "#1b1b1b", "fitted": "#0b6e99", "counterfactual": "#d1495b",
            "comparator": "#7a7a7a", "event": "#5c4d7d"}
@@ -34,6 +37,16 @@ def mark_events(ax, events: dict[str, float], *, label_y: float = 0.98) -> None:
         ax.text(when, label_y, f" {name}", transform=ax.get_xaxis_transform(), rotation=90,
                 va="top", ha="left", fontsize=8, color=PALETTE["event"])
 
+
+def event_marks(events, frequency="annual") -> dict:
+    """{title: position} for plotting.mark_events: half a period before the first full period."""
+    spec = interventions(events, frequency)
+    return {spec["titles"][k]: v - 0.5 for k, v in spec["interventions"].items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Single-series ITS
+# --------------------------------------------------------------------------------------------
 
 def mark_synthetic(target) -> None:
     """Stamp SYNTHETIC across a chart built from synthetic data (Axes or Figure)."""

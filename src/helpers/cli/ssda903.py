@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from helpers.core import timeline, vocab
 from helpers.core.errors import CareTrendsError
+from helpers.ssda903 import derive, extract, synth
 
 
 def add_cli(subparsers) -> None:
@@ -25,7 +27,7 @@ def add_cli(subparsers) -> None:
                     "starts and ceased equal the LA's published counts (2010-2025).")
     s.add_argument("--la", required=True, help="LA name or old three-digit code")
     s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--seed", type=int, default=20240301)
+    s.add_argument("--seed", type=int, default=vocab.DEFAULT_SEED)
     s.add_argument("--effect-date", default=None, help="inject a change in starts from this date")
     s.add_argument("--effect-level", type=float, default=1.0,
                    help="rate ratio applied to starts from the date (e.g. 0.8)")
@@ -35,8 +37,6 @@ def add_cli(subparsers) -> None:
 
 
 def _validate(args) -> int:
-    from helpers.ssda903 import derive, extract
-
     result = extract.load_903(args.header, args.episodes, as_of=args.as_of, strict=args.strict,
                               raise_on_fatal=False)
     report = result.report if isinstance(result, extract.Extract) else result
@@ -50,20 +50,16 @@ def _validate(args) -> int:
 
 
 def _synth(args) -> int:
-    from helpers.ssda903 import derive, synth
-    from helpers.ssda903.extract import load_903
-
     if args.effect_level <= 0 or args.effect_slope <= 0:
         raise CareTrendsError("--effect-level and --effect-slope are rate ratios; give positive "
                               "numbers such as 0.8")
     effect = None
     if args.effect_date:
-        from helpers.core.timeline import to_date
-        effect = synth.Effect(str(to_date(args.effect_date)), args.effect_level, args.effect_slope)
+        effect = synth.Effect(str(timeline.to_date(args.effect_date)), args.effect_level, args.effect_slope)
     result = synth.synthesize(args.la, seed=args.seed, effect=effect)
     header_path, episodes_path = synth.write_synthetic(result, args.out)
-    extract = load_903(header_path, episodes_path)
-    table = synth.calibration_table(derive.annual_counts(extract), result.targets)
+    written = extract.load_903(header_path, episodes_path)
+    table = synth.calibration_table(derive.annual_counts(written), result.targets)
     print(f"SYNTHETIC SSDA903 files for {result.la} (seed {args.seed}"
           + (f", effect from {effect.date}: level x{effect.level}, slope x{effect.slope}/month"
              if effect else "") + "):")

@@ -1,17 +1,17 @@
-"""`care-trends` command line. Each module that offers commands defines `add_cli(subparsers)`;
-this file only assembles them and turns user errors into one clear line and a non-zero exit."""
+"""`care-trends` command line: the top layer. Each module here defines `add_cli(subparsers)`;
+this file assembles them and turns user errors into one clear line and a non-zero exit."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from helpers import __version__
+from helpers.cli import bench, data, run, ssda903
 from helpers.core.errors import CareTrendsError
 
 # Modules contributing sub-commands, in the order `--help` lists them.
-COMMAND_MODULES = ("helpers.data", "helpers.report", "helpers.ssda903", "helpers.bench")
+COMMAND_MODULES = (data, run, ssda903, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,16 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"care-trends {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # module not written yet
-                continue
-            raise
-        add_cli = getattr(module, "add_cli", None)
-        if add_cli is not None:
-            add_cli(subparsers)
+    for module in COMMAND_MODULES:
+        module.add_cli(subparsers)
     return parser
 
 

@@ -16,7 +16,6 @@ Figures go to bench/results.json (atomic write) and a short table is printed.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -28,8 +27,18 @@ from pathlib import Path
 
 import numpy as np
 
+import psutil
+import statsmodels.api as sm
+from scipy.optimize import minimize
+
+from helpers import data
 from helpers.core import paths, timeline
-from helpers.core.errors import CareTrendsError
+from helpers.core.io import atomic_write_json
+from helpers.models.batch import fit_many
+from helpers.models.design import design_columns
+from helpers.models.la_panel import donor_pool
+from helpers.models.national import local_authorities
+from helpers.models.synth import synth_weights
 
 TARGETS = {"fit_many": 20.0, "synthetic_control_placebos": 10.0, "care_trends_run_seconds": 60.0}
 BENCH_LA = "861"  # Stoke-on-Trent, the first case
@@ -51,12 +60,6 @@ def _median_time(fn, repeats: int) -> tuple[float, list[float], object]:
 # ---------------------------------------------------------------------------------------------
 
 def bench_fit_many(panel, repeats: int = 5, baseline_repeats: int = 3) -> dict:
-    import statsmodels.api as sm
-
-    from helpers.its import design_columns
-    from helpers.its_batch import fit_many
-    from helpers.national import local_authorities
-
     las = local_authorities(panel, drop_boundary_breaks=False)
     event_year = timeline.first_full_reporting_year(BENCH_EVENT)
     interventions = {"strategies_2020": event_year}
@@ -103,8 +106,6 @@ def bench_fit_many(panel, repeats: int = 5, baseline_repeats: int = 3) -> dict:
 
 def slsqp_weights(treated_pre: np.ndarray, donors_pre: np.ndarray) -> np.ndarray:
     """Baseline: the same simplex-constrained least squares by scipy's general SLSQP solver."""
-    from scipy.optimize import minimize
-
     a = np.asarray(treated_pre, float)
     B = np.asarray(donors_pre, float)
     scale = max(np.abs(B).max(), np.abs(a).max())
@@ -140,8 +141,6 @@ def bench_synthetic_control(panel, repeats: int = 3, baseline_fits: int = 8) -> 
     """SLSQP needs seconds per fit with ~140 donors, so the baseline is timed on the LA plus the
     first `baseline_fits - 1` placebos and the ratio is taken on that same subset; the fast solver
     is also timed on the full placebo-in-space run, and the baseline's full time is projected."""
-    from helpers.comparative import donor_pool, synth_weights
-
     unit, treated, donors = donor_pool(BENCH_LA, "starts", start_year=2014, panel=panel)
     years = np.asarray(treated.index, dtype=int)
     pre = years < timeline.first_full_reporting_year(BENCH_EVENT)
@@ -192,8 +191,6 @@ def bench_synthetic_control(panel, repeats: int = 3, baseline_fits: int = 8) -> 
 # ---------------------------------------------------------------------------------------------
 
 def _tree_rss(proc) -> int:
-    import psutil
-
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.NoSuchProcess:
@@ -208,8 +205,6 @@ def _tree_rss(proc) -> int:
 
 
 def bench_run(cores: int = 2, command: list[str] | None = None) -> dict:
-    import psutil
-
     exe = Path(sys.executable).with_name("care-trends")
     command = command or ([str(exe)] if exe.exists() else
                           [sys.executable, "-m", "helpers"]) + ["run"]
@@ -265,8 +260,6 @@ def bench_run(cores: int = 2, command: list[str] | None = None) -> dict:
 
 def run_benchmarks(repeats: int = 5, skip_run: bool = False, cores: int = 2,
                    output: Path | None = None) -> dict:
-    from helpers import data
-
     panel = data.load_panel()
     results = {"machine": {"python": platform.python_version(), "numpy": np.__version__,
                            "cpu_count": os.cpu_count(), "platform": platform.platform(terse=True)},
@@ -282,9 +275,7 @@ def run_benchmarks(repeats: int = 5, skip_run: bool = False, cores: int = 2,
         bench["care_trends_run"] = bench_run(cores=cores)
     output = Path(output) if output else paths.project_root() / "bench" / "results.json"
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_suffix(output.suffix + ".tmp")
-    tmp.write_text(json.dumps(_rounded(results), indent=1, sort_keys=True) + "\n")
-    tmp.replace(output)
+    atomic_write_json(output, _rounded(results))
     results["output"] = str(output)
     return results
 
@@ -331,27 +322,3 @@ def format_table(results: dict) -> str:
                      + (f"{run['cpu_seconds']:.0f} CPU s, " if run.get("cpu_seconds") else "")
                      + status)
     return "\n".join(lines)
-
-
-def _cmd_bench(args) -> int:
-    if args.repeats < 1:
-        raise CareTrendsError("--repeats must be at least 1, e.g. --repeats 5")
-    results = run_benchmarks(repeats=args.repeats, skip_run=args.skip_run, cores=args.cores,
-                             output=args.output)
-    print(format_table(results))
-    print(f"figures written to {results['output']}")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "bench", help="time the batch fits, the synthetic control and the whole run",
-        description="Benchmarks (medians over repeats, ratios against baselines run in the same "
-                    "process); writes bench/results.json and prints a table.")
-    parser.add_argument("--repeats", type=int, default=5, help="repeats per benchmark (median)")
-    parser.add_argument("--skip-run", action="store_true",
-                        help="skip timing the whole `care-trends run` (quick check)")
-    parser.add_argument("--cores", type=int, default=2, help="cores the timed run is pinned to")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="where to write the JSON figures (default bench/results.json)")
-    parser.set_defaults(handler=_cmd_bench)

@@ -1,0 +1,109 @@
+"""`care-trends run` and `care-trends refresh-notebooks`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from helpers import spec as specs
+from helpers.core import paths
+from helpers.core.collection import discover_notebooks
+from helpers.core.errors import CareTrendsError
+from helpers.run import national
+from helpers.run.executors import DEFAULT_WORKERS, LocalPool
+from helpers.run.publish import build_index
+from helpers.run.refresh import refresh_notebook
+from helpers.run.runner import DEFAULT_TIMEOUT, run_analyses
+
+
+def add_cli(subparsers) -> None:
+    run = subparsers.add_parser(
+        "run", help="execute the notebooks of one or more analyses and publish the HTML reports",
+        description="Execute every notebook of each analysis (notebooks/params/<ANALYSIS>.yaml) "
+                    "with papermill into reports/<ANALYSIS>/, then rebuild reports/index.html.")
+    run.add_argument("analyses", nargs="*", metavar="ANALYSIS",
+                     help="analysis names or YAML paths (default: every file in notebooks/params/)")
+    run.add_argument("--only", metavar="NN", action="append",
+                     help="run only these notebooks (e.g. --only 01 --only 03_its)")
+    run.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                     help=f"notebooks run at once (default {DEFAULT_WORKERS})")
+    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                     help=f"seconds allowed per notebook (default {DEFAULT_TIMEOUT:.0f})")
+    run.add_argument("--reports-dir", type=Path, default=None,
+                     help="output folder (default reports/)")
+    run.add_argument("--notebooks-dir", type=Path, default=None,
+                     help="folder holding NN_*.ipynb (default notebooks/)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--all-las", action="store_true",
+                     help="run the analysis (a template) for every LA")
+    run.add_argument("--la", action="append", metavar="LA",
+                     help="with --all-las: only these LAs (repeat the option)")
+    run.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                     help="Dask scheduler address for --all-las (default: local processes)")
+    run.set_defaults(handler=_cli_run)
+
+    refresh = subparsers.add_parser(
+        "refresh-notebooks", help="re-execute committed notebooks in place (default parameters)",
+        description="Execute notebooks/NN_*.ipynb in place with their default parameters so the "
+                    "committed outputs match the code (nbval compares them in `make test`).")
+    refresh.add_argument("notebooks", nargs="*", metavar="NN",
+                         help="notebook stems or numbers (default: all)")
+    refresh.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                         help="seconds allowed per cell")
+    refresh.set_defaults(handler=_cli_refresh)
+
+
+def _cli_run(args) -> int:
+    reports_root = (args.reports_dir or paths.reports_dir()).resolve()
+    if args.workers < 1:
+        raise CareTrendsError("--workers must be at least 1")
+    if args.scheduler and not args.all_las:
+        raise CareTrendsError("--scheduler only applies with --all-las")
+    if args.la and not args.all_las:
+        raise CareTrendsError("--la only applies with --all-las")
+    discover_notebooks(args.notebooks_dir, args.only)  # fail early on a bad --only
+    if args.all_las:
+        if len(args.analyses) > 1:
+            raise CareTrendsError("--all-las takes at most one analysis as the template")
+        summary = national.run_all_las(
+            args.analyses[0] if args.analyses else None, reports_root, las=args.la,
+            scheduler=args.scheduler, workers=args.workers, notebook_dir=args.notebooks_dir,
+            only=args.only, timeout=args.timeout, progress=not args.no_progress)
+        build_index(reports_root, order=specs.list_analyses())
+        return 1 if any(not r["ok"] for r in summary) else 0
+
+    names = args.analyses or specs.list_analyses()
+    if not names:
+        raise CareTrendsError("no analyses found in notebooks/params/; add a YAML file")
+    # Workers start importing papermill/nbconvert now, while the analyses are validated.
+    with LocalPool(args.workers) as pool:
+        # Validate every analysis first: nothing runs if any of them is wrong.
+        plans = [specs.load_analysis(name) for name in names]
+        results = run_analyses(plans, reports_root, notebook_dir=args.notebooks_dir,
+                               only=args.only, workers=args.workers, timeout=args.timeout,
+                               progress=not args.no_progress, pool=pool)
+    failures = []
+    for name, result in results.items():
+        if isinstance(result, str):
+            failures.append(result)
+            continue
+        print(f"{name}: {len(result['notebooks'])} notebooks, {result['records']} estimates, "
+              f"{result['seconds']:.0f} s -> {reports_root / name}", file=sys.stderr)
+    index = build_index(reports_root, order=[p.analysis for p in plans])
+    print(f"index: {index}", file=sys.stderr)
+    if failures:
+        # One line per failed analysis; the last one goes through the CLI's error line (exit 2).
+        for message in failures[:-1]:
+            print(f"care-trends: error: {message}", file=sys.stderr)
+        raise CareTrendsError(failures[-1])
+    return 0
+
+
+def _cli_refresh(args) -> int:
+    for name in args.notebooks or [p.stem for p in discover_notebooks()]:
+        nb = discover_notebooks(None, [name])[0]
+        start = time.monotonic()
+        refresh_notebook(nb, timeout=args.timeout)
+        print(f"{nb.name}: refreshed in {time.monotonic() - start:.0f} s", file=sys.stderr)
+    return 0

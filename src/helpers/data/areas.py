@@ -1,0 +1,125 @@
+"""Areas of the panel and the one LA resolver: England, regions and LAs by old three-digit code
+(the identity), new GSS code (including codes an LA used before a recode) or name, with
+"did you mean" for near misses; and which LAs' series break at a boundary change."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pandas as pd
+
+from helpers.core import paths
+from helpers.core.errors import CareTrendsError
+from helpers.data.build import detect_boundary_changes
+from helpers.data.panel import _read_panel, load_panel, panel_path
+
+
+def code_changes() -> pd.DataFrame:
+    """LAs whose GSS code changed without a break in their series (data/reference/la_code_changes.csv)."""
+    return pd.read_csv(paths.reference_dir() / "la_code_changes.csv", dtype={"la_code": str})
+
+
+def reset_caches() -> None:
+    """After the panel file is rewritten."""
+    _read_panel.cache_clear()
+    _default_areas.cache_clear()
+
+
+@dataclass(frozen=True)
+class LARecord:
+    """An area of the panel. For England and regions la_code is None and new_la_code the GSS code."""
+    la_code: str | None
+    la_name: str
+    new_la_code: str
+    region_name: str | None
+    geographic_level: str = "Local authority"
+    first_year: int | None = None
+    last_year: int | None = None
+
+
+def shared_panel() -> pd.DataFrame:
+    """The committed panel, cached and shared: callers must not modify it (load_panel() copies)."""
+    path = panel_path()
+    if not path.is_file():
+        return load_panel()   # raises the "run care-trends data build" error
+    return _read_panel(str(path), path.stat().st_mtime)
+
+
+@lru_cache(maxsize=4)
+def _default_areas(path: str, mtime: float) -> pd.DataFrame:
+    return _areas(_read_panel(path, mtime))
+
+
+def list_las(panel: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per area (England, regions, LAs) with its identity and the years it has data."""
+    if panel is None:
+        path = panel_path()
+        if path.is_file():
+            return _default_areas(str(path), path.stat().st_mtime).copy()
+        panel = load_panel()
+    return _areas(panel)
+
+
+def _areas(panel: pd.DataFrame) -> pd.DataFrame:
+    key = panel["la_code"].fillna(panel["new_la_code"])
+    areas = (panel.assign(key=key)
+             .groupby("key", sort=False)
+             .agg(la_code=("la_code", "first"), la_name=("la_name", "first"),
+                  new_la_code=("new_la_code", "first"), region_name=("region_name", "first"),
+                  geographic_level=("geographic_level", "first"),
+                  first_year=("year", "min"), last_year=("year", "max")))
+    return areas.reset_index(drop=True)
+
+
+def _norm(text: str) -> str:
+    return " ".join(str(text).replace("-", " ").replace("&", "and").replace(",", " ").casefold().split())
+
+
+def resolve_la(name_or_code, panel: pd.DataFrame | None = None) -> LARecord:
+    """Find an area by old three-digit code (861), new code (E06000021) or name (any case).
+
+    A name shared by an old and a new authority (e.g. Dorset before and after 2019) resolves to the
+    one with the most recent data; use the old code for the other. Unknown -> CareTrendsError with
+    a "did you mean ..." suggestion."""
+    areas = list_las(panel)
+    text = str(name_or_code).strip()
+    if isinstance(name_or_code, (int, float)) and not isinstance(name_or_code, bool):
+        text = str(int(name_or_code))
+    by_code = areas[areas["la_code"].eq(text).fillna(False)
+                    | areas["new_la_code"].str.casefold().eq(text.casefold()).fillna(False)]
+    if by_code.empty and text.upper().startswith("E"):   # a GSS code the LA used before a recode
+        changes = code_changes()
+        old = changes.loc[changes["previous_new_la_code"].str.casefold().eq(text.casefold()), "la_code"]
+        by_code = areas[areas["la_code"].isin(old).fillna(False)]
+    if by_code.empty:
+        norm = areas["la_name"].map(_norm)
+        by_code = areas[norm.eq(_norm(text))]
+        if by_code.empty and _norm(text) in {"england", "national"}:
+            by_code = areas[areas["geographic_level"].eq("National")]
+    if by_code.empty:
+        names = list(dict.fromkeys(areas["la_name"]))
+        lookup = {_norm(n): n for n in names}
+        # Typos by similarity; a partial name ('Stoke') by the names that contain it.
+        close = difflib.get_close_matches(_norm(text), list(lookup), n=3, cutoff=0.6)
+        if not close and len(_norm(text)) >= 3:
+            close = [key for key in lookup if _norm(text) in key][:3]
+        hint = (f"did you mean {', '.join(repr(lookup[c]) for c in close)}?" if close
+                else "use an LA name as DfE writes it or its old three-digit code, e.g. 'Stoke-on-Trent' or 861")
+        raise CareTrendsError(f"unknown local authority {name_or_code!r}; {hint}")
+    row = by_code.sort_values(["last_year", "first_year"]).iloc[-1]
+    val = lambda v: None if pd.isna(v) else v  # noqa: E731
+    return LARecord(la_code=val(row["la_code"]), la_name=row["la_name"], new_la_code=row["new_la_code"],
+                    region_name=val(row["region_name"]), geographic_level=row["geographic_level"],
+                    first_year=int(row["first_year"]), last_year=int(row["last_year"]))
+
+
+def boundary_breaks(panel: pd.DataFrame | None = None) -> pd.DataFrame:
+    """LAs whose series break at a boundary change, detected from codes ending and starting in
+    the same year within a region: la_code, la_name, region_name, role ('predecessor' ends,
+    'successor' starts), boundary_year (first reporting year of the new geography),
+    last_year_before, predecessors, successors, boundary_change (description)."""
+    panel = load_panel() if panel is None else panel
+    keyed = panel.assign(key=panel["la_code"].fillna(panel["new_la_code"]))
+    return detect_boundary_changes(keyed)

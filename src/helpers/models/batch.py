@@ -1,0 +1,311 @@
+"""The segmented count model fitted for every area x measure in one vectorised call.
+
+`fit_many` stacks every series on a common time grid and runs iteratively reweighted least squares
+(IRLS, Newton's method for the canonical log link) for all of them at once with numpy `einsum` and a
+batched solve, instead of looping over statsmodels. Missing or suppressed counts get weight zero, so
+series of different lengths share one array. Each series gets its own quasi-Poisson dispersion
+(Pearson chi-squared / residual degrees of freedom) and t intervals, so the estimates are those of
+`helpers.models.its.fit_its` run one series at a time (checked to 1e-8 in tests/test_its_batch.py).
+
+The design matrix is the ITS engine's own (`helpers.models.design`): intercept, trend, and for each
+intervention a level step (1 from its first in-force time on, optional phase-in and lag) and a
+slope term (time since it came into force, 0 before), plus optional seasonal harmonics;
+log(offset) enters with coefficient 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from helpers.core import vocab
+from helpers.core.errors import CareTrendsError
+from helpers.core.records import EFFECT_COLUMNS, make_record
+from helpers.models.design import design_columns, is_event_column
+
+#: Families `fit_many` can batch (log link); the others need per-series optimisers: use `fit_its`.
+BATCH_FAMILIES = vocab.BATCH_FAMILIES
+
+
+def irls_poisson(X: np.ndarray, y: np.ndarray, offset: np.ndarray, mask: np.ndarray,
+                 *, tol: float = 1e-10, max_iter: int = 100):
+    """Poisson log-link IRLS for S series at once.
+
+    X: (T, p) shared design or (S, T, p); y, offset, mask: (S, T). Rows with mask False carry no
+    weight. Returns beta (S, p), the unscaled covariance inv(X'WX) (S, p, p), mu (S, T),
+    iterations (S,) and a converged flag (S,). Series whose X'WX is singular get NaN.
+    """
+    shared = X.ndim == 2
+    S, T = y.shape
+    p = X.shape[-1]
+    w_mask = mask.astype(float)
+    y0 = np.where(mask, y, 0.0)
+    # statsmodels' Poisson start: mu = (y + mean(y)) / 2, so both land on the same optimum fast.
+    mean_y = (y0 * w_mask).sum(1, keepdims=True) / np.maximum(w_mask.sum(1, keepdims=True), 1)
+    # (Floored so an all-zero series, whose MLE does not exist, fails quietly rather than noisily.)
+    mu = np.where(mask, np.maximum((y0 + mean_y) / 2.0, 1e-3), 1.0)
+    eta = np.log(mu)
+    beta = np.full((S, p), np.nan)
+    converged = np.zeros(S, dtype=bool)
+    iterations = np.zeros(S, dtype=int)
+    active = np.ones(S, dtype=bool)
+    eye = np.eye(p)
+
+    def xtwx(weights):
+        if shared:
+            return np.einsum("tp,st,tq->spq", X, weights, X, optimize=True)
+        return np.einsum("stp,st,stq->spq", X, weights, X, optimize=True)
+
+    def xtwv(weights, v):
+        if shared:
+            return np.einsum("tp,st->sp", X, weights * v, optimize=True)
+        return np.einsum("stp,st->sp", X, weights * v, optimize=True)
+
+    def linpred(b):
+        if shared:
+            return b @ X.T
+        return np.einsum("stp,sp->st", X, b)
+
+    # Singular designs (e.g. no observed point after an intervention) cannot be estimated.
+    rank = np.linalg.matrix_rank(xtwx(w_mask))
+    estimable = (rank == p) & (w_mask.sum(1) >= p)
+    active &= estimable
+    # Degenerate series (all zeros, empty segments) may overflow; they end up not converged.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for it in range(1, max_iter + 1):
+            if not active.any():
+                break
+            W = w_mask * mu
+            z = eta - offset + (y0 - mu) / mu
+            A = xtwx(W)
+            b = xtwv(W, z)
+            # Solve only where active; keep a harmless identity system elsewhere.
+            A = np.where(active[:, None, None], A, eye)
+            b = np.where(active[:, None], b, 0.0)
+            new_beta = _solve_each(A, b)
+            change = np.abs(new_beta - np.nan_to_num(beta, nan=np.inf))
+            done = np.all(change <= tol * (1.0 + np.abs(new_beta)), axis=1)
+            beta = np.where(active[:, None], new_beta, beta)
+            iterations = np.where(active, it, iterations)
+            eta = np.where(active[:, None], linpred(np.nan_to_num(beta)) + offset, eta)
+            mu = np.where(active[:, None], np.exp(eta), mu)
+            finite = np.isfinite(mu).all(1) & np.isfinite(beta).all(1)
+            converged |= active & done & finite
+            active &= ~done & finite
+    # Covariance at the optimum (weights from the final mu).
+    W = w_mask * mu
+    A = xtwx(W)
+    ok = converged & np.isfinite(A).all((1, 2))
+    cov = np.full((S, p, p), np.nan)
+    if ok.any():
+        cov[ok] = np.linalg.inv(A[ok])
+    beta = np.where(ok[:, None], beta, np.nan)
+    mu = np.where(ok[:, None], mu, np.nan)
+    return beta, cov, mu, iterations, ok
+
+
+def _solve_each(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched solve of A x = b; a numerically singular system gives NaN for that series only."""
+    try:
+        return np.linalg.solve(A, b[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        out = np.full(b.shape, np.nan)
+        for s in range(len(b)):
+            try:
+                out[s] = np.linalg.solve(A[s], b[s])
+            except np.linalg.LinAlgError:
+                pass
+        return out
+
+
+class ManyResult:
+    """Every series' segmented model: `effects` (one row per series x intervention x effect, with
+    the series keys first and then EFFECT_COLUMNS), `coefficients` (log scale, with standard
+    errors), `diagnostics` (one row per series: n, dispersion, deviance, converged) and `fitted`
+    (long: keys, time, observed, fitted, counterfactual)."""
+
+    design = "its_segmented_batch"
+
+    def __init__(self, effects, coefficients, diagnostics, fitted, keys, spec):
+        self.effects = effects
+        self.coefficients = coefficients
+        self.diagnostics = diagnostics
+        self.fitted = fitted
+        self.keys = keys
+        self.spec = spec
+
+    def for_series(self, **key_values) -> pd.DataFrame:
+        """One series' effects table, e.g. `res.for_series(la_code="861", measure="starts")`."""
+        rows = self.effects
+        for key, value in key_values.items():
+            rows = rows[rows[key] == value]
+        return rows[EFFECT_COLUMNS].reset_index(drop=True)
+
+    def to_records(self, **context) -> list[dict]:
+        """results.json records, one per series x effect (`la`, `outcome` from the keys)."""
+        return [make_record(analysis=context.get("analysis"), notebook=context.get("notebook"),
+                            la=row.get("la_code", context.get("la")),
+                            outcome=row.get("measure", context.get("outcome")),
+                            event=row["intervention"], design=context.get("design", self.design),
+                            effect=row["effect"], scale=row["scale"], estimate=row.get("estimate"),
+                            ci_low=row.get("ci_low"), ci_high=row.get("ci_high"),
+                            p_value=row.get("p_value"))
+                for row in self.effects.to_dict("records")]
+
+
+def fit_many(panel: pd.DataFrame, *, measures: Iterable[str] | None = vocab.LOOKED_AFTER_MEASURES,
+             interventions: Mapping[str, float], effects=vocab.EFFECTS, family: str = "quasipoisson",
+             outcome: str = "count", time: str = "year", offset: str | None = "population",
+             keys: Iterable[str] = ("la_code", "measure"), harmonics: int = 0, period: int = 12,
+             season: str | None = None, start: float | None = None, end: float | None = None,
+             phase_in=None, lag=None, ci_level: float = 0.95, use_t: bool | None = None,
+             tol: float = 1e-10, max_iter: int = 100) -> ManyResult:
+    """Fit the segmented count model to every series in `panel` in one vectorised call.
+
+    panel: long data, one row per series x time (e.g. `helpers.data.load_panel()` restricted to
+    local authorities). Series are identified by `keys` (default LA code x measure); `measures`
+    keeps only those measures (None: keep all). `interventions` maps a name to its first in-force
+    time in `time` units (the same for every series); `effects` is a tuple for all interventions
+    or a dict name -> tuple. Rows with a missing or non-positive offset or a missing outcome are
+    left out of that series, exactly as a per-series fit would drop them.
+
+    family "quasipoisson" (default): Poisson estimates, dispersion = Pearson chi2 / (n - p) per
+    series, t intervals on n - p degrees of freedom; "poisson": dispersion 1, normal intervals.
+    Level effects are rate ratios (exp of the coefficient), slope effects ratios per time unit.
+    `phase_in`, `lag`, `harmonics`, `period`, `season` and `ci_level` mean what they mean in
+    `fit_its`. Series that cannot be estimated (too few points, no data after an event, all
+    zeros) are kept with NaN estimates and `diagnostics.converged` False.
+    """
+    alpha = 1.0 - ci_level
+    if family not in BATCH_FAMILIES:
+        raise CareTrendsError(
+            f"fit_many batches only {' and '.join(BATCH_FAMILIES)} models, not {family!r}; "
+            "use fit_its for other families one series at a time")
+    if not interventions:
+        raise CareTrendsError("fit_many needs at least one intervention, e.g. {'event': 2021}")
+    keys = list(keys)
+    needed = keys + [time, outcome] + ([offset] if offset else []) + ([season] if season else [])
+    missing = [c for c in needed if c not in panel.columns]
+    if missing:
+        raise CareTrendsError(f"the panel has no column(s) {missing}; pass a long panel with them "
+                              "(e.g. helpers.data.load_panel())")
+    data = panel
+    if measures is not None and "measure" in data.columns:
+        data = data[data["measure"].isin(list(measures))]
+    if start is not None:
+        data = data[data[time] >= start]
+    if end is not None:
+        data = data[data[time] <= end]
+    data = data.dropna(subset=keys)  # e.g. England and regions carry no LA code
+    if data.empty:
+        raise CareTrendsError("no rows left to fit; check the measures and the start/end times")
+    # Stack the series on one time grid: (series, time) arrays, missing cells masked out.
+    times = data[time].to_numpy(dtype=float)
+    grid, t_pos = np.unique(times, return_inverse=True)
+    grouped = data.groupby(keys, sort=True, observed=True)
+    s_pos = grouped.ngroup().to_numpy()
+    series = grouped.size().reset_index()[keys]
+    S, T = len(series), len(grid)
+    if len(np.unique(s_pos * T + t_pos)) < len(s_pos):
+        raise CareTrendsError(f"the panel has more than one row per {keys + [time]}; "
+                              "filter it to one geography level first")
+
+    y = np.full((S, T), np.nan)
+    y[s_pos, t_pos] = data[outcome].to_numpy(dtype=float, na_value=np.nan)
+    if offset:
+        expo = np.full((S, T), np.nan)
+        expo[s_pos, t_pos] = data[offset].to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_off = np.log(expo)
+    else:
+        log_off = np.zeros((S, T))
+    mask = np.isfinite(y) & np.isfinite(log_off) & (y >= 0)
+    log_off = np.where(mask, log_off, 0.0)
+
+    # Seasonal harmonics as fit_its adds them: monthly data only, of the season column if given,
+    # else of the month index modulo the period.
+    season_values = None
+    if harmonics and (season or grid.max() < 1900):
+        if season:
+            season_values = np.full(T, np.nan)
+            season_values[t_pos] = data[season].to_numpy(dtype=float)
+        else:
+            season_values = np.mod(grid, period)
+    design = design_columns(grid, interventions, effects, harmonics, period, season_values,
+                            phase_in=phase_in, lag=lag)
+    X = design.to_numpy()
+    p = X.shape[1]
+
+    beta, cov_unscaled, mu, iterations, ok = irls_poisson(X, y, log_off, mask, tol=tol,
+                                                          max_iter=max_iter)
+    n_obs = mask.sum(1)
+    df_resid = n_obs - p
+    y0 = np.where(mask, y, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pearson = np.where(mask, (y0 - mu) ** 2 / mu, 0.0).sum(1)
+        dev_terms = (np.where(mask & (y0 > 0), y0 * np.log(y0 / mu), 0.0)
+                     - np.where(mask, y0 - mu, 0.0))
+        deviance = 2.0 * dev_terms.sum(1)
+        if family == "quasipoisson":
+            scale = np.where(df_resid > 0, pearson / df_resid, np.nan)
+        else:
+            scale = np.ones(S)
+    if use_t is None:
+        use_t = family == "quasipoisson"
+    cov = cov_unscaled * scale[:, None, None]
+    se = np.sqrt(np.einsum("spp->sp", cov))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = beta / se
+    if use_t:
+        dof = np.where(df_resid > 0, df_resid, np.nan)[:, None]
+        # scipy.special's t distribution directly: scipy.stats' argument checks cost more
+        # than the fit itself here.
+        with np.errstate(invalid="ignore"):
+            q = special.stdtrit(dof, 1 - alpha / 2)
+            p_value = 2 * special.stdtr(dof, -np.abs(stat))
+    else:
+        q = np.full((S, 1), special.ndtri(1 - alpha / 2))
+        p_value = 2 * special.ndtr(-np.abs(stat))
+    low, high = beta - q * se, beta + q * se
+
+    names = list(design.columns)
+    effect_cols = [(i, n) for i, n in enumerate(names) if is_event_column(n)]
+    k = len(effect_cols)
+    key_values = {key: series[key].to_numpy() for key in keys}
+    idx = [i for i, _ in effect_cols]
+    effects_table = pd.DataFrame({
+        **{key: np.repeat(v, k) for key, v in key_values.items()},
+        "intervention": np.tile([n.rsplit(":", 1)[0] for _, n in effect_cols], S),
+        "effect": np.tile([n.rsplit(":", 1)[1] for _, n in effect_cols], S),
+        "estimate": np.exp(beta[:, idx]).ravel(),
+        "ci_low": np.exp(low[:, idx]).ravel(),
+        "ci_high": np.exp(high[:, idx]).ravel(),
+        "p_value": p_value[:, idx].ravel(),
+        "scale": "ratio",
+    })
+
+    coef = pd.DataFrame({**key_values, **{n: beta[:, i] for i, n in enumerate(names)},
+                         **{f"se:{n}": se[:, i] for i, n in enumerate(names)}})
+    diagnostics = pd.DataFrame({**key_values, "n_obs": n_obs, "df_resid": df_resid,
+                                "dispersion": scale, "deviance": np.where(ok, deviance, np.nan),
+                                "pearson_chi2": np.where(ok, pearson, np.nan),
+                                "iterations": iterations, "converged": ok})
+
+    # Fitted values and the no-intervention counterfactual (intervention terms switched off).
+    pre_cols = [i for i, n in enumerate(names) if not is_event_column(n)]
+    cf_eta = beta[:, pre_cols] @ X[:, pre_cols].T + log_off
+    fitted = pd.DataFrame({
+        **{key: np.repeat(v, T) for key, v in key_values.items()},
+        time: np.tile(grid, S),
+        "observed": np.where(mask, y, np.nan).ravel(),
+        "fitted": np.where(mask, mu, np.nan).ravel(),
+        "counterfactual": np.where(mask, np.exp(cf_eta), np.nan).ravel(),
+    })
+    spec = {"family": family, "interventions": dict(interventions), "effects": effects,
+            "phase_in": phase_in, "lag": lag, "time": time, "outcome": outcome, "offset": offset,
+            "harmonics": harmonics, "period": period, "ci_level": ci_level, "use_t": use_t,
+            "design": names}
+    return ManyResult(effects_table, coef, diagnostics, fitted, keys, spec)

@@ -1,0 +1,282 @@
+"""Words and charts for the checks: placebo in time, the specification curve, structural breaks,
+power ("when will we know") and calibration, and the sensitivity headline."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from helpers.checks import calibration
+from helpers.checks.breaks import BreakResult
+from helpers.checks.placebo import smallest_p
+from helpers.present import charts
+
+
+def placebo_summary(res) -> str:
+    lines = []
+    for row in res.summary_table.to_dict("records"):
+        if row["n_placebo"] == 0:
+            lines.append(f"{row['event']} ({row['effect']}): no earlier date leaves enough "
+                         "data before and after it, so no placebo comparison is possible.")
+            continue
+        lines.append(
+            f"{row['event']} ({row['effect']}): the real estimate is larger in size than "
+            f"{row['n_smaller']} of {row['n_placebo']} placebo estimates at earlier dates "
+            f"(placebo p = {row['rank_p']:.2f}"
+            + ("; too few dates to judge" if row["n_placebo"] < 9 else "") + ").")
+    return "\n".join(lines)
+
+
+def plot_placebo(res, ax=None):
+    rows = res.summary_table[res.summary_table["n_placebo"] > 0]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.9 + 0.7 * max(len(rows), 1)))
+    labels = []
+    for i, row in enumerate(rows.to_dict("records")):
+        sel = res.table[(res.table["event"] == row["event"])
+                         & (res.table["effect"] == row["effect"])]
+        plac = sel[sel["placebo"]]
+        ax.scatter(plac["percent"], np.full(len(plac), i), color="#7a7a7a", s=28,
+                   label="placebo date" if i == 0 else None, zorder=2)
+        ax.scatter([row["percent"]], [i], color="#d1495b", marker="D", s=60,
+                   label="real date" if i == 0 else None, zorder=3)
+        labels.append(f"{row['event']}\n({row['effect']})")
+    ax.axvline(0, color="#1b1b1b", linewidth=0.8)
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels)
+    ax.set_xlabel("Estimated change (%; slopes: % per period)")
+    ax.set_ylabel("Event (effect)")
+    ax.set_title("Placebo in time: real estimates against the same model at earlier dates")
+    if labels:
+        ax.legend(loc="best", fontsize=8)
+    return ax
+
+
+def speccurve_summary(res) -> str:
+    s = res.stats()
+    if s["n_specs"] == 0:
+        return f"No specification could be fitted for {res.event}."
+    if s["share_negative"] > 0.6:
+        direction = "Most specifications point to a fall."
+    elif s["share_negative"] < 0.4:
+        direction = "Most specifications point to a rise."
+    else:
+        direction = "The specifications disagree even on the direction."
+    return (f"Across {s['n_specs']} specifications the {res.event} level change ranges from "
+            f"{s['min_percent']:+.0f}% to {s['max_percent']:+.0f}% (median "
+            f"{s['median_percent']:+.0f}%); {s['share_negative']:.0%} point to a fall and "
+            f"{s['share_significant']:.0%} are statistically significant at 5%. {direction}")
+
+
+def plot_speccurve(res, fig=None):
+    t = res.fitted.sort_values("percent").reset_index(drop=True)
+    if fig is None:
+        fig = plt.figure(figsize=(9, 6))
+    gs = fig.add_gridspec(2, 1, height_ratios=[2.2, 1.6], hspace=0.08)
+    ax = fig.add_subplot(gs[0])
+    x = np.arange(len(t))
+    sig = t["p_value"] < 0.05
+    ax.vlines(x, t["pct_low"], t["pct_high"], color="#b0b0b0", linewidth=1)
+    ax.scatter(x[~sig], t.loc[~sig, "percent"], color="#7a7a7a", s=14, label="p >= 0.05")
+    ax.scatter(x[sig], t.loc[sig, "percent"], color="#0b6e99", s=14, label="p < 0.05")
+    dflt = t["is_default"].to_numpy()
+    if dflt.any():
+        ax.scatter(x[dflt], t.loc[dflt, "percent"], color="#d1495b", marker="D", s=50,
+                   label="pre-declared analysis", zorder=3)
+    ax.axhline(0, color="#1b1b1b", linewidth=0.8)
+    ax.set_ylabel("Level change (%)")
+    ax.set_title(f"Specification curve: {res.event} level change under every choice")
+    ax.set_xticks([])
+    ax.legend(fontsize=8, loc="best")
+    ax2 = fig.add_subplot(gs[1], sharex=ax)
+    choices = []
+    for col, fmt in (("start_year", "start {}"), ("launch_time", "in force {}"),
+                     ("family", "{}"), ("covid_excluded", "COVID excl. {}"),
+                     ("scale", "{}")):
+        for value in sorted(t[col].unique(), key=str):
+            choices.append((col, value, fmt.format(value)))
+    for j, (col, value, _) in enumerate(choices):
+        hit = (t[col] == value).to_numpy()
+        ax2.scatter(x[hit], np.full(hit.sum(), j), color="#1b1b1b", s=6, marker="s")
+    ax2.set_yticks(range(len(choices)))
+    ax2.set_yticklabels([c[2] for c in choices], fontsize=7)
+    ax2.invert_yaxis()
+    ax2.set_xlabel("Specifications, ordered by estimate")
+    ax2.grid(False)
+    return fig
+
+
+def breaks_reading(breaks: Sequence, comparison: pd.DataFrame, unit: str = "year") -> str:
+    """Plain-English reading of `breaks_vs_events`."""
+    if not len(breaks):
+        text = "The data alone show no clear change of regime: one trend fits as well as any split."
+    else:
+        text = (f"The data alone place new regimes from {', '.join(str(b) for b in breaks)}.")
+    hits = comparison[comparison["coincides"]]
+    misses = comparison[~comparison["coincides"]]
+    if len(hits):
+        text += (" Declared events with a data-driven break within one " + unit + ": "
+                 + ", ".join(hits["event"]) + ".")
+    if len(misses):
+        text += (" No break near: " + ", ".join(misses["event"])
+                 + " (a break at the very end of the series cannot be seen: each regime needs "
+                 "several points).")
+    return text
+
+
+def plot_breaks(series: pd.Series, result: BreakResult, times: Mapping[str, float] | None = None,
+                *, ylabel: str = "", title: str = "Data-driven breaks against the declared events",
+                ax=None):
+    """The series, its segment fits and the breaks (solid) against declared events (dashed)."""
+    if ax is None:
+        _, ax = plt.subplots()
+    x = np.asarray(series.index, dtype=float)
+    ax.plot(x, series.to_numpy(), "o", color=charts.PALETTE["observed"], label="observed")
+    fitted = result.fitted(series.to_numpy())
+    bounds = [0] + list(result.positions) + [len(x)]
+    for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        ax.plot(x[a:b], fitted[a:b], color=charts.PALETTE["fitted"], linewidth=2,
+                label="regime fit" if k == 0 else None)
+    for k, label in enumerate(result.labels):
+        ax.axvline(float(label) - 0.5, color=charts.PALETTE["counterfactual"], linewidth=1.5,
+                   label="data-driven break" if k == 0 else None)
+    if times:
+        charts.mark_events(ax, {k: float(v) - 0.5 for k, v in times.items()})
+    ax.set_xlabel("Reporting year (ending 31 March)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_when_will_we_know(table: pd.DataFrame, *, current_percent: float | None = None,
+                           event: str = "the event", ax=None):
+    """Chart: the smallest fall detectable (80% power) against months of data after the event."""
+    if ax is None:
+        _, ax = plt.subplots()
+    for freq, colour, marker in (("annual", "#7a7a7a", "s"), ("monthly", "#0b6e99", "o")):
+        sel = table[table["frequency"] == freq]
+        label = ("annual published data (1-3 years)" if freq == "annual"
+                 else "monthly data (council's own SSDA903)")
+        ax.plot(sel["months_after"], sel["mde_percent"], marker=marker, color=colour, label=label)
+    if current_percent is not None and np.isfinite(current_percent):
+        ax.axhline(abs(current_percent), color="#d1495b", linestyle="--", linewidth=1,
+                   label=f"size of the current estimate ({abs(current_percent):.0f}%)")
+    ax.set_xlabel(f"Months of data after {event}")
+    ax.set_ylabel("Smallest fall detectable (%)")
+    ax.set_title("When will we know? Smallest change detectable with 80% power")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def power_reading(table: pd.DataFrame, months: int | None, current_percent: float | None,
+                  *, horizon: int = 60) -> str:
+    """What the power table means for a council."""
+    ann = table[table["frequency"] == "annual"].set_index("n_post")["mde_percent"]
+    mon = table[table["frequency"] == "monthly"].set_index("n_post")["mde_percent"]
+
+    def pct(v):
+        return "more than the largest change simulated" if not np.isfinite(v) else f"{v:.0f}%"
+
+    parts = []
+    if len(ann):
+        parts.append("With published annual figures, the smallest fall in the level that would be "
+                     "detected 8 times in 10 is "
+                     + ", ".join(f"{pct(v)} after {k} year{'s' if k > 1 else ''}"
+                                 for k, v in ann.items()) + ".")
+    if len(mon):
+        parts.append("With the council's own monthly data it is "
+                     + ", ".join(f"{pct(v)} after {k} months" for k, v in mon.items()) + ".")
+    if current_percent is not None and np.isfinite(current_percent):
+        if months is not None:
+            parts.append(f"A change the size of the current estimate ({abs(current_percent):.0f}%) "
+                         f"would be detected 8 times in 10 after about {months} months of monthly data.")
+        else:
+            parts.append(f"A change the size of the current estimate ({abs(current_percent):.0f}%) "
+                         f"would not be reliably detected even after {horizon} months.")
+    oversized = table[table["false_positive_rate"] > 0.075]
+    if len(oversized):
+        parts.append("Where the test rejects too often with no effect (false-positive rate above "
+                     "7.5%), the threshold was tightened so these figures are not flattered.")
+    return " ".join(parts)
+
+
+def calibration_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting x method: false-positive rate and 95% coverage for level and slope,
+    and the number of simulations (rounded for display)."""
+    wide = table.pivot_table(index=["setting", "method"], columns="effect",
+                             values=["false_positive_rate", "coverage_95"])
+    wide.columns = [f"{value}_{effect}" for value, effect in wide.columns]
+    n_sim = table.groupby(["setting", "method"])["n_sim"].min()
+    out = wide.join(n_sim).reset_index()
+    order = {m: i for i, m in enumerate(calibration.CALIBRATION_METHODS)}
+    out = out.sort_values(["setting", "method"], key=lambda c: c.map(order) if c.name == "method"
+                          else c).reset_index(drop=True)
+    return out.round(3)
+
+
+def calibration_reading(table: pd.DataFrame, defaults: Mapping[str, str]) -> str:
+    """Which methods keep their promises when nothing happened."""
+    level = table[table["effect"] == "level"]
+    parts = []
+    for setting, sel in level.groupby("setting", sort=False):
+        sel = sel.set_index("method")
+        worst = sel["false_positive_rate"].idxmax()
+        n = int(sel["n"].iloc[0])
+        parts.append(
+            f"On {setting} series like these (n = {n}) with no real change, "
+            f"{worst.replace('_', ' ')} claims a significant level change "
+            f"{sel.loc[worst, 'false_positive_rate']:.0%} of the time; "
+            f"{defaults.get(setting, '?')} (recommended) does so "
+            f"{sel.loc[defaults[setting], 'false_positive_rate']:.0%} of the time and its 95% "
+            f"intervals cover the truth {sel.loc[defaults[setting], 'coverage_95']:.0%} of the time"
+            + (f"; naive OLS: {sel.loc['naive_ols', 'false_positive_rate']:.0%}."
+               if "naive_ols" in sel.index else "."))
+    return " ".join(parts)
+
+
+def headline_text(head: Mapping) -> str:
+    """The sentences the summary quotes about the primary event (from
+    `helpers.checks.headline.summarise`)."""
+    title = head.get("event_title") or head.get("event")
+    parts = []
+    if head.get("n_specs"):
+        parts.append(
+            f"The estimate for \u201c{title}\u201d is {head['fragility']}: across "
+            f"{head['n_specs']} reasonable "
+            f"specifications the level change ranges from {head['min_percent']:+.0f}% to "
+            f"{head['max_percent']:+.0f}% (pre-declared analysis {head['default_percent']:+.0f}%), "
+            f"{head['share_negative']:.0%} of them show a fall and {head['share_significant']:.0%} "
+            "are significant at 5%.")
+        if head.get("default_n_post") == 1:
+            parts.append("Every version rests on a single reporting year after the launch, so "
+                         "the estimates agree on its size but not on how sure to be.")
+    if head.get("n_placebo"):
+        n, n_ge = int(head["n_placebo"]), int(head["n_placebo_as_large"])
+        parts.append(f"Moved to {n} earlier dates, the same model finds "
+                     f"a change at least as large {n_ge} time{'' if n_ge == 1 else 's'} "
+                     f"(placebo p = {head['placebo_rank_p']:.2f}; the smallest possible with "
+                     f"{n} dates is {smallest_p(n):.2f}).")
+    mde = head.get("mde_annual_1_percent")
+    if mde is not None and np.isfinite(mde):
+        parts.append(f"With one year of published annual data only a fall of about "
+                     f"{mde:.0f}% or more would be reliably detected.")
+    current = head.get("default_percent")
+    months, months_half = head.get("months_to_detect"), head.get("months_to_detect_half")
+    horizon = head.get("months_horizon", 60)
+    if months is not None:
+        parts.append(f"With monthly data, a change the size of the current estimate "
+                     f"({abs(current):.0f}%) would be detected with 80% power within "
+                     f"{months} months" + (
+                         f"; one half that size ({abs(current) / 2:.0f}%) within "
+                         f"{months_half} months." if months_half is not None else
+                         f"; one half that size ({abs(current) / 2:.0f}%) not within "
+                         f"{horizon} months." if current is not None else "."))
+    elif current is not None and np.isfinite(current):
+        parts.append(f"Even {horizon} months of monthly data would not reliably detect a "
+                     f"change the size of the current estimate ({abs(current):.0f}%).")
+    return " ".join(parts)

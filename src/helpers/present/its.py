@@ -1,0 +1,292 @@
+"""Words and charts for a fitted interrupted time series (`helpers.models.its.ITSResult`)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from helpers.core import timeline, vocab
+from helpers.present import charts
+from helpers.present.text import first_upper, fmt_num, format_interval, plural
+
+
+def _outcome_words(outcome: str) -> tuple[str, str, str | None]:
+    """(noun, verb, what an averted amount counts) for a sentence about an outcome."""
+    info = vocab.MEASURE_INFO.get(outcome)
+    if info is not None:
+        return info.noun, "were", info.counts
+    if outcome == "rate_per_10000":
+        return "the rate per 10,000 children", "was", None
+    return str(outcome), "were", None
+
+
+def _pct_text(rel):
+    pct = abs(rel) * 100
+    if pct < 0.5:
+        return "in line with"
+    return f"{pct:.0f}% {'below' if rel < 0 else 'above'}"
+
+
+def _pct_one(rel):
+    pct = abs(rel) * 100
+    if pct < 0.5:
+        return "0%"
+    return f"{pct:.0f}% {'below' if rel < 0 else 'above'}"
+
+
+def _pct_range(lo, hi):
+    return f"{_pct_one(lo)} to {_pct_one(hi)}"
+
+
+def _count_range(averted_low, averted_high):
+    """Averted-count interval as words: (-75, 73) averted -> '73 fewer to 75 more'."""
+    def words(averted):
+        if round(averted) == 0:
+            return "0"
+        return f"{abs(averted):,.0f} {'fewer' if averted > 0 else 'more'}"
+    return f"{words(averted_high)} to {words(averted_low)}"
+
+
+def effect_words(effect, log_link, unit):
+    if log_link:
+        return ("level change (rate ratio)" if effect == "level"
+                else f"trend change (ratio per {unit})")
+    return "level change" if effect == "level" else f"trend change per {unit}"
+
+
+def _interval_words(res) -> str:
+    return (f"t-based with {res.df_resid} residual df" if res.interval == "t"
+            else "normal (z) based")
+
+
+def impact_model_text(res) -> str:
+    """'Declared impact model: Family Matters launched: level change from 2024-25.'"""
+    parts = []
+    for ev in res.events:
+        what = " and ".join(f"{e} change" for e in ev.effects)
+        text = f"{ev.title}: {what} from {res.label(ev.first_in_force)}"
+        if ev.lag:
+            text += f" after a lag of {ev.lag} {plural(res.unit, ev.lag)}"
+        if ev.phase_in > 1:
+            text += f", phased in over {ev.phase_in} {plural(res.unit, ev.phase_in)}"
+        parts.append(text)
+    return "Declared impact model: " + "; ".join(parts) + "."
+
+
+def effects_table(res, digits: int = 2) -> pd.DataFrame:
+    """The effects as a readable table (titles, rounded interval text)."""
+    rows = []
+    for row in res.effects.itertuples():
+        rows.append({
+            "Event": res.titles[row.intervention],
+            "Effect": effect_words(row.effect, res.log_link, res.unit),
+            "Estimate (95% CI)" if res.ci_level == 0.95 else "Estimate (CI)":
+                format_interval(row.estimate, row.ci_low, row.ci_high, row.scale, digits),
+            "p": f"{row.p_value:.3f}",
+        })
+    return pd.DataFrame(rows)
+
+
+def warnings(res) -> list[str]:
+    """Plain-English cautions about one fit, from its diagnostics."""
+    diag = res.diagnostics
+    msgs = []
+    if res.dropped:
+        msgs.append(f"{len(res.dropped)} period(s) with a missing value were left out "
+                    f"({', '.join(str(fmt_num(v)) for v in res.dropped)}).")
+    unit = res.unit
+    points = diag["points"]
+    for row in points.itertuples():
+        title = res.titles[row.intervention]
+        if row.before < diag["min_points_before"]:
+            msgs.append(f"Only {row.before} {plural(unit, row.before)} before {title}; at "
+                        f"least {diag['min_points_before']} are recommended to estimate the "
+                        "trend it is compared with.")
+        if row.after < diag["min_points_after"]:
+            msgs.append(f"Only {row.after} {plural(unit, row.after)} after {title}; at "
+                        f"least {diag['min_points_after']} are recommended before reading a "
+                        "change in level or trend.")
+    for prev, nxt in zip(res.events, res.events[1:]):
+        between = int(points.loc[points["intervention"].eq(prev.name), "between_next"].iloc[0])
+        if between < diag["min_points_after"]:
+            msgs.append(f"Only {between} {plural(unit, between)} between {prev.title} and "
+                        f"{nxt.title}, so the trend between them rests on very few points.")
+    n, n_params = diag["n"], diag["n_params"]
+    if n < 3 * n_params:
+        msgs.append(f"The model estimates {n_params} parameters from {n} data points "
+                    "(fewer than 3 points per parameter), so estimates are imprecise and "
+                    "sensitive to single years; consider a simpler impact model.")
+    disp = res.dispersion
+    bg = diag["breusch_godfrey"]
+    if res.family == "poisson" and disp is not None and disp > 1.5:
+        msgs.append(f"The counts vary {disp:.1f} times more than a Poisson model allows, so "
+                    "its intervals are too narrow; use family='quasipoisson' or 'negbin'.")
+    if res.log_link and bg["p_value"] is not None and bg["p_value"] < 0.05:
+        msgs.append(f"The residuals are autocorrelated (Breusch-Godfrey p = "
+                    f"{bg['p_value']:.3f}); intervals may be too narrow; compare "
+                    "family='ar1' or 'sarimax'.")
+    if res.family == "quasipoisson" and disp is not None and disp < 1:
+        msgs.append(f"The counts vary less than a Poisson model expects (dispersion "
+                    f"{disp:.2f}), so quasi-Poisson intervals are narrower than Poisson "
+                    "ones; family='poisson' gives the more cautious reading.")
+    if res.family == "ols" and (points["after"] == 1).any():
+        msgs.append("Newey-West (HAC) errors cannot measure the uncertainty of a change seen "
+                    "in a single period (its residual is forced to zero), so that interval is "
+                    "unreliable; read it from a count family or family='ar1' instead.")
+    bad_se = res.effects.loc[~np.isfinite(res.effects["ci_low"])
+                             | ~np.isfinite(res.effects["ci_high"])]
+    for row in bad_se.itertuples():
+        msgs.append(f"The uncertainty of the {row.effect} change for "
+                    f"{res.titles[row.intervention]} could not be estimated; do not read "
+                    "this estimate without an interval.")
+    if res.family == "sarimax" and not diag["converged"]:
+        msgs.append("The SARIMAX fit did not fully converge; treat its estimates with care.")
+    return msgs
+
+
+def summary(res) -> str:
+    """The plain-English reading of one fit: the change for its counterfactual event, the
+    declared impact model, every estimate, the model and its warnings."""
+    ev = res.event
+    imp = res.impact
+    noun, verb, verb_text = _outcome_words(res.outcome)
+    pct = int(round(100 * res.ci_level))
+    n_post = len(imp)
+    last = imp.iloc[-1]
+    stock = res.outcome in vocab.STOCK_MEASURES
+    prefix = "" if stock else "cumulative_"
+    if n_post == 1:
+        span = f"the {res.unit} after {ev.title} ({last['label']})"
+    elif stock:
+        span = (f"{last['label']}, the last of {n_post} {plural(res.unit, n_post)} after "
+                f"{ev.title}")
+    else:
+        span = (f"the {n_post} {plural(res.unit, n_post)} after {ev.title} "
+                f"({imp['label'].iloc[0]} to {last['label']})")
+    rel, rlo, rhi = (last[prefix + "relative_change"], last[prefix + "relative_change_low"],
+                     last[prefix + "relative_change_high"])
+    sentence = (f"In {span}, {noun} {verb} {_pct_text(rel)} the pre-existing trend "
+                f"({pct}% CI {_pct_range(rlo, rhi)})")
+    av, alo, ahi = (last[prefix + "averted"], last[prefix + "averted_low"],
+                    last[prefix + "averted_high"])
+    if verb_text:
+        amount = "fewer" if av >= 0 else "more"
+        sentence += (f": about {abs(av):,.0f} {amount} {verb_text} than the trend "
+                     f"predicted ({pct}% CI {_count_range(alo, ahi)}).")
+    else:
+        sentence += "."
+    # Blocks separated by blank lines read well both printed and as Markdown.
+    blocks = [sentence]
+    for row in res.diagnostics["points"].itertuples():
+        if row.after == 1:
+            u = res.unit
+            blocks.append(
+                f"Only one post-event {u} is available for {res.titles[row.intervention]}: "
+                f"a single post-event {u} cannot separate a programme effect from a one-{u} "
+                "shock, so read this as an early signal, not a measured programme effect.")
+    blocks.append(impact_model_text(res))
+    bullets = []
+    for row in res.effects.itertuples():
+        title = res.titles[row.intervention]
+        what = effect_words(row.effect, res.log_link, res.unit)
+        bullets.append(f"- {title}: {what} {row.estimate:.2f} ({pct}% CI {row.ci_low:.2f} "
+                       f"to {row.ci_high:.2f}), p = {row.p_value:.3f}.")
+    blocks.append("\n".join(bullets))
+    model = (f"Model: {vocab.FAMILY_LABELS[res.family]}, {len(res.times)} "
+             f"{plural(res.unit, len(res.times))} ({res.label(res.times.min())} to "
+             f"{res.label(res.times.max())}); intervals {_interval_words(res)}.")
+    if res.family == "quasipoisson":
+        model += f" Dispersion (Pearson chi-squared / df) = {res.dispersion:.2f}."
+    elif res.family == "negbin":
+        model += f" Negative binomial alpha = {res.alpha:.3g}."
+    elif res.family == "ols":
+        model += f" Newey-West lags = {res.hac_lags}."
+    elif res.family in ("ar1", "sarimax") and res.rho is not None:
+        model += f" AR(1) coefficient of the errors = {res.rho:.2f}."
+    blocks.append(model)
+    blocks.extend(f"Warning: {w}" for w in warnings(res)
+                  if not w.startswith("Only 1 " + res.unit + " after"))
+    if res.synthetic:
+        blocks.append("These results use SYNTHETIC data.")
+    return "\n\n".join(blocks)
+
+
+
+def plot_diagnostics(res, axes=None):
+    """Residuals over time, and their ACF and PACF with approximate 95% bounds (+-1.96/sqrt(n))."""
+    if axes is None:
+        _, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    resid = np.asarray(res.residuals, float)
+    times = res.times[-len(resid):]
+    ax = axes[0]
+    ax.axhline(0, color=charts.PALETTE["comparator"], linewidth=1)
+    ax.plot(times, resid, marker="o", markersize=3, color=charts.PALETTE["fitted"])
+    for ev in res.events:
+        ax.axvline(ev.first_in_force - 0.5, color=charts.PALETTE["event"], linestyle="--",
+                   linewidth=1)
+    ax.set_title(f"Residuals ({res.diagnostics['residuals']})")
+    ax.set_xlabel("Reporting year" if res.frequency == "annual" else "Month index")
+    ax.set_ylabel("Residual")
+    bound = 1.96 / np.sqrt(len(resid))
+    for ax, name in zip(axes[1:], ("acf", "pacf")):
+        values = np.asarray(res.diagnostics[name])[1:]
+        lags = np.arange(1, len(values) + 1)
+        ax.bar(lags, values, width=0.4, color=charts.PALETTE["fitted"])
+        ax.axhline(0, color=charts.PALETTE["comparator"], linewidth=1)
+        for b in (bound, -bound):
+            ax.axhline(b, color=charts.PALETTE["counterfactual"], linestyle=":",
+                       linewidth=1)
+        ax.set_title(f"Residual {name.upper()}")
+        ax.set_xlabel("Lag")
+        ax.set_ylabel("Correlation")
+    if res.synthetic:
+        charts.mark_synthetic(axes[0].figure)
+    return axes
+
+
+
+def plot(res, ax=None, *, title=None, ylabel=None, synthetic=None):
+    """Observed points, fitted segments, the counterfactual with its band, and the events."""
+    if ax is None:
+        _, ax = plt.subplots()
+    cf = res.counterfactual
+    ax.scatter(cf["time"], cf["observed"], color=charts.PALETTE["observed"], s=22,
+               zorder=3, label="observed")
+    cuts = sorted({ev.start for ev in res.events})
+    edges = [-np.inf] + cuts + [np.inf]
+    for i in range(len(edges) - 1):
+        seg = cf[(cf["time"] >= edges[i]) & (cf["time"] < edges[i + 1])]
+        if len(seg):
+            ax.plot(seg["time"], seg["fitted"], color=charts.PALETTE["fitted"],
+                    linewidth=2, marker="D" if len(seg) == 1 else None, markersize=7,
+                    markerfacecolor="none", markeredgewidth=1.5,
+                    label="fitted" if i == 0 else None)
+    ev = res.event
+    band = cf[cf["time"] >= ev.first_in_force - 1]
+    ax.plot(band["time"], band["counterfactual"], color=charts.PALETTE["counterfactual"],
+            linestyle="--", linewidth=1.6, label=f"without {ev.title} (trend continued)")
+    ax.fill_between(band["time"], band["cf_low"], band["cf_high"],
+                    color=charts.PALETTE["counterfactual"], alpha=0.18, linewidth=0,
+                    label=f"{int(round(100 * res.ci_level))}% interval")
+    charts.mark_events(ax, {e.title: e.first_in_force - 0.5 for e in res.events})
+    if res.frequency == "annual":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("Reporting year ending 31 March")
+    else:  # ticks each January (month index multiple of 12), labelled with the year
+        lo, hi = res.times.min(), res.times.max()
+        step = 12 * max(1, int(np.ceil((hi - lo) / 12 / 8)))
+        ax.set_xticks(np.arange(np.ceil(lo / 12) * 12, hi + 1, step))
+        ax.xaxis.set_major_formatter(FuncFormatter(
+            lambda v, _: str(timeline.MONTH_ORIGIN.year + int(round(v)) // 12)))
+        ax.set_xlabel("Month (ticks at January)")
+    noun = _outcome_words(res.outcome)[0]
+    ax.set_ylabel(ylabel or first_upper(noun))
+    ax.set_title(title or f"{first_upper(noun)}: interrupted time series ({res.family})")
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    if res.synthetic if synthetic is None else synthetic:
+        charts.mark_synthetic(ax)
+    return ax
+
+

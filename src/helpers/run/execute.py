@@ -1,0 +1,104 @@
+"""One notebook job, executed anywhere: a local worker process or a Dask worker.
+
+A job is pure data in, data out: the notebook's bytes, its parameters and the input files it
+reads (e.g. the other notebooks' results for the summary) go in; the executed notebook, its HTML
+page and every file it wrote come back as bytes. So the same scheduler drives local processes
+and remote workers, and no worker needs the reports folder or a shared disk. Published notebooks
+carry no absolute paths and no execution timestamps (papermill's metadata is dropped)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import papermill
+from papermill.exceptions import PapermillExecutionError
+
+from helpers.core import paths
+from helpers.run.publish import render_html
+
+KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
+@dataclass(frozen=True)
+class NotebookJob:
+    stem: str
+    notebook: bytes
+    parameters: dict
+    header: dict
+    timeout: float
+    inputs: dict[str, bytes] = field(default_factory=dict)  # relative path -> bytes
+
+
+def kernel_environment() -> None:
+    """Deterministic, quiet kernels (inherit this process's environment)."""
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    os.environ.setdefault(paths.RAW_DIR_ENV, str(paths.raw_dir()))
+
+
+def execute(job: NotebookJob) -> dict:
+    """Run one notebook with papermill in a private folder; never raises. Returns a picklable
+    dict: stem, ok, seconds, files {relative path: bytes} (the executed .ipynb, its .html and
+    whatever the notebook wrote), title and headline; or the failing cell and error."""
+    kernel_environment()
+    start = time.monotonic()
+    outcome = {"stem": job.stem, "ok": True, "files": {}}
+    with tempfile.TemporaryDirectory(prefix="care-trends-job-") as tmp:
+        work = Path(tmp)
+        for rel, content in job.inputs.items():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            (work / rel).write_bytes(content)
+        source = work / ".source" / f"{job.stem}.ipynb"
+        source.parent.mkdir()
+        source.write_bytes(job.notebook)
+        output = work / f"{job.stem}.ipynb"
+        try:
+            papermill.execute_notebook(
+                str(source), str(output), parameters=job.parameters, cwd=str(work),
+                kernel_name="python3", progress_bar=False, log_output=False,
+                execution_timeout=job.timeout, extra_arguments=list(KERNEL_ARGS))
+        except PapermillExecutionError as exc:
+            evalue = str(exc.evalue).strip().splitlines()
+            outcome.update(ok=False, cell=exc.exec_count, ename=exc.ename,
+                           evalue=evalue[0] if evalue else "",
+                           code_cell=_code_cell_number(output, exc.cell_index))
+        except Exception as exc:  # kernel died, timeout inside a cell, unreadable notebook...
+            text = str(exc).strip().splitlines()
+            outcome.update(ok=False, cell=None, ename=type(exc).__name__,
+                           evalue=text[0] if text else "")
+        if outcome["ok"]:
+            strip_run_metadata(output)
+            outcome.update(render_html(output, output.with_suffix(".html"), job.header))
+            for path in sorted(work.rglob("*")):
+                rel = path.relative_to(work).as_posix()
+                if path.is_file() and not rel.startswith(".source/") and rel not in job.inputs:
+                    outcome["files"][rel] = path.read_bytes()
+    outcome["seconds"] = round(time.monotonic() - start, 1)
+    return outcome
+
+
+def strip_run_metadata(path: Path) -> None:
+    """Drop what differs from run to run or names this machine: papermill's notebook and cell
+    metadata (paths, timestamps, durations) and execution timings."""
+    nb = nbformat.read(str(path), as_version=4)
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, str(path))
+
+
+def _code_cell_number(executed: Path, cell_index: int) -> int | None:
+    """1-based position of the failing cell among the notebook's own code cells (the cell
+    papermill injects is not counted), so it can be found in the source notebook."""
+    try:
+        cells = nbformat.read(str(executed), as_version=4).cells[: cell_index + 1]
+    except Exception:
+        return None
+    return sum(1 for c in cells if c.cell_type == "code"
+               and "injected-parameters" not in c.metadata.get("tags", []))

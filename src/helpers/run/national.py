@@ -1,0 +1,100 @@
+"""An analysis for every LA: `care-trends run --all-las [--scheduler ADDRESS]`.
+
+Each LA's specification comes from one template (default `notebooks/params/templates/all-las.yaml`;
+any string in it may use `{la}`, `{la_code}` and `{slug}`), validated like any analysis. All the
+LAs' notebooks then go through the same scheduler as a single analysis
+(`helpers.run.runner.run_analyses`): on local worker processes by default, or on a Dask
+distributed cluster with `scheduler="tcp://host:8786"` (workers need the same checkout and
+environment; each job carries its notebook and inputs and brings its outputs back, so no shared
+filesystem is needed).
+
+One LA failing (e.g. suppressed counts) is reported in the summary and does not stop the others.
+Outputs: `<out_dir>/all-las/<slug>/` per LA, `<out_dir>/all-las/index.html` and
+`<out_dir>/all-las/summary.json`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from helpers import data, spec as specs
+from helpers.core import paths
+from helpers.core.errors import CareTrendsError
+from helpers.core.io import atomic_write_json
+from helpers.models.national import local_authorities
+from helpers.run.executors import DEFAULT_WORKERS, DaskPool, LocalPool
+from helpers.run.publish import build_index
+from helpers.run.runner import DEFAULT_TIMEOUT, run_analyses
+
+SUBDIR = "all-las"
+
+
+def eligible_las(start_year: int = 2014, end_year: int | None = None, panel=None) -> list[tuple]:
+    """(la_code, la_name) of every LA with a continuous series (no boundary change) and a
+    published count for every measure in every year of the window, in code order."""
+    panel = data.load_panel() if panel is None else panel
+    rows = local_authorities(panel, start_year=start_year, end_year=end_year)
+    years = rows["year"].nunique()
+    complete = rows.dropna(subset=["count"]).groupby("la_code")["year"].count()
+    codes = complete[complete == years * rows["measure"].nunique()].index
+    names = rows.sort_values("year").drop_duplicates("la_code", keep="last").set_index("la_code")
+    return [(str(c), str(names.loc[c, "la_name"])) for c in sorted(codes)]
+
+
+def specs_for(template=None, las=None) -> tuple[list[specs.Analysis], list[dict]]:
+    """Validated specs, one per LA, from the template; and a failure row for each LA whose
+    spec does not validate (it is reported, not run)."""
+    template = template or specs.ALL_LAS_TEMPLATE
+    raw = specs.read_yaml(specs.analysis_path(template))
+    if las is None:
+        chosen = [code for code, _ in eligible_las(raw.get("start_year") or 2014,
+                                                   raw.get("end_year"))]
+    else:
+        chosen = [data.resolve_la(la).la_code for la in las]
+    if not chosen:
+        raise CareTrendsError("no local authorities to run; check the LAs or the template's years")
+    ok, failed = [], []
+    for code in chosen:
+        try:
+            ok.append(specs.load_analysis(template, la=code))
+        except CareTrendsError as exc:
+            failed.append({"analysis": specs.slugify(data.resolve_la(code).la_name), "la": code,
+                           "ok": False, "error": str(exc)})
+    return ok, failed
+
+
+def run_all_las(template=None, out_dir=None, *, las=None, scheduler=None,
+                workers: int = DEFAULT_WORKERS, notebook_dir=None, only=None,
+                timeout: float = DEFAULT_TIMEOUT, progress: bool = True) -> list[dict]:
+    """Run the template analysis for every LA (or `las`: names or codes) and write the summary.
+
+    Returns one status dict per LA (analysis, la, ok, records or error, seconds) and writes them
+    to <out_dir>/all-las/summary.json; also rebuilds <out_dir>/all-las/index.html."""
+    start = time.monotonic()
+    ok_specs, summary = specs_for(template, las)
+    target_root = ((Path(out_dir) if out_dir else paths.reports_dir()) / SUBDIR).resolve()
+    pool = DaskPool(scheduler) if scheduler else LocalPool(workers)
+    with pool:
+        results = run_analyses(ok_specs, target_root, notebook_dir=notebook_dir, only=only,
+                               timeout=timeout, progress=progress, pool=pool)
+    by_name = {s.analysis: s for s in ok_specs}
+    for name, result in results.items():
+        row = {"analysis": name, "la": by_name[name].la_name, "ok": not isinstance(result, str)}
+        if isinstance(result, str):
+            row["error"] = result
+        else:
+            row.update(records=result["records"], notebooks=len(result["notebooks"]),
+                       seconds=result["seconds"])
+        summary.append(row)
+    summary.sort(key=lambda r: str(r["analysis"]))
+    atomic_write_json(target_root / "summary.json", summary)
+    build_index(target_root)
+    failed = [r for r in summary if not r["ok"]]
+    print(f"all LAs: {len(summary) - len(failed)} of {len(summary)} analyses written to "
+          f"{target_root} in {time.monotonic() - start:.0f} s"
+          + (f"; {len(failed)} failed (see summary.json)" if failed else ""), file=sys.stderr)
+    for r in failed[:10]:
+        print(f"  {r['la']}: {r.get('error')}", file=sys.stderr)
+    return summary

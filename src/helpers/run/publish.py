@@ -1,0 +1,164 @@
+"""Publishing: executed notebooks to accessible HTML pages (code hidden), and the site index.
+Every page is rendered from a Jinja template with autoescaping, so user strings are escaped."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jinja2
+import nbformat
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
+
+from helpers import __version__, data
+from helpers.core import paths
+from helpers.core.io import atomic_write_text
+
+TEMPLATE_NAME = "care_trends"
+MANIFEST = "manifest.json"
+_ACRONYMS = {"its": "ITS"}  # words a page title keeps in capitals
+
+
+def templates_dir() -> Path:
+    return Path(__file__).with_name("templates")
+
+
+def _css() -> str:
+    return (templates_dir() / TEMPLATE_NAME / "style.css").read_text(encoding="utf-8")
+
+
+def data_edition() -> str:
+    """Which official data the reports were built from (years, editions, imports)."""
+    return str(data.edition())
+
+
+def page_header(spec, notebooks: list[Path]) -> dict:
+    """What every page of an analysis shows in its header."""
+    return {"analysis": spec.analysis, "analysis_title": spec.title or
+            f"{spec.la_name}: did the programme change the trend of children entering care?",
+            "la": spec.la_name, "data_edition": data_edition(), "version": __version__,
+            "nav": [[nb.stem, pretty_stem(nb.stem)] for nb in notebooks]}
+
+
+def pretty_stem(stem: str) -> str:
+    """'03_its' -> '03. ITS'."""
+    number, _, rest = stem.partition("_")
+    words = [_ACRONYMS.get(word, word) for word in rest.split("_")]
+    return f"{number}. {' '.join(words)[:1].upper()}{' '.join(words)[1:]}"
+
+
+def notebook_title(nb) -> str:
+    """The first markdown heading, else the metadata title."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return nb.metadata.get("title", "")
+
+
+def _markdown_text(text: str) -> str:
+    text = re.sub(r"<[^>]+>", "", text)
+    text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text)
+    text = re.sub(r"(?m)^\s*(#+|>|[-*] )\s*", "", text)  # headings, quotes, bullets
+    text = re.sub(r"[*`|]", "", text)  # emphasis, code, table bars (underscores stay)
+    return " ".join(text.split())
+
+
+def _first_sentences(text: str, limit: int = 260) -> str:
+    text = _markdown_text(text)
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    stop = max(cut.rfind(". "), cut.rfind("; "))
+    if stop > 60:
+        return cut[:stop].rstrip(".;") + ("." if cut[stop] == "." else " ...")
+    return cut.rsplit(" ", 1)[0] + " ..."
+
+
+def headline(nb) -> str:
+    """The notebook's headline finding: the markdown output of a cell tagged `headline`, else
+    the first markdown output (the plain-English reading), else its purpose paragraph."""
+    def markdown_outputs(cell):
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/markdown")
+            if text:
+                yield text
+
+    for cell in nb.cells:
+        if "headline" in cell.get("metadata", {}).get("tags", []):
+            for text in markdown_outputs(cell):
+                return _first_sentences(text)
+    for cell in nb.cells:
+        for text in markdown_outputs(cell):
+            if len(_markdown_text(text)) > 40:
+                return _first_sentences(text)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            body = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")]
+            if body:
+                return _first_sentences(" ".join(body))
+    return ""
+
+
+def render_html(nb_path: Path, html_path: Path, header: dict) -> dict:
+    """Executed notebook -> accessible HTML with the code hidden. Returns title and headline."""
+    nb = nbformat.read(str(nb_path), as_version=4)
+    title, line = notebook_title(nb), headline(nb)
+    exporter = HTMLExporter(template_name=TEMPLATE_NAME,
+                            extra_template_basedirs=[str(templates_dir())],
+                            exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    remover = TagRemovePreprocessor(
+        remove_cell_tags=("parameters", "injected-parameters", "remove_cell"), enabled=True)
+    exporter.register_preprocessor(remover, enabled=True)
+    page = {**header, "page_title": title or Path(nb_path).stem, "current": Path(nb_path).stem,
+            "css": _css()}
+    body, _ = exporter.from_notebook_node(
+        nb, resources={"care_trends": page, "metadata": {"name": page["page_title"]}})
+    atomic_write_text(html_path, body)
+    return {"title": title, "headline": line}
+
+
+def read_manifests(reports_root: Path) -> list[dict]:
+    manifests = []
+    for path in sorted(Path(reports_root).glob(f"*/{MANIFEST}")):
+        if path.parent.name.startswith("."):
+            continue
+        try:
+            manifests.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return manifests
+
+
+def build_index(reports_root=None, order: list[str] | None = None) -> Path:
+    """reports/index.html: every analysis (with a manifest) and its notebooks with headlines,
+    analyses named in `order` first (in that order), then the rest by name."""
+    reports_root = Path(reports_root) if reports_root else paths.reports_dir()
+    reports_root.mkdir(parents=True, exist_ok=True)
+    manifests = read_manifests(reports_root)
+    rank = {name: i for i, name in enumerate(order or [])}
+    manifests.sort(key=lambda m: (rank.get(m["analysis"], len(rank)), m["analysis"]))
+    extras = []
+    for extra in sorted(reports_root.glob("*/index.html")):
+        # e.g. reports/all-las/ from `care-trends run --all-las`
+        if not (extra.parent / MANIFEST).exists() and not extra.parent.name.startswith("."):
+            name = extra.parent.name
+            extras.append({"name": name, "title": name.replace("-", " ").capitalize(),
+                           "link_text": f"Every local authority: {name}/index.html"})
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
+                             autoescape=True, keep_trailing_newline=True)
+    page = env.get_template("site_index.html.j2").render(
+        title="care-trends reports", css=_css(), version=__version__,
+        edition=manifests[0]["data_edition"] if manifests else data_edition(),
+        heading="Did a local programme change the trend of children entering care?",
+        intro="Each analysis below asks the question for one English local authority. Every "
+              "notebook's headline finding is shown under its link; the summary brings the "
+              "designs together.",
+        manifests=manifests, extras=extras)
+    target = reports_root / "index.html"
+    atomic_write_text(target, page)
+    return target
