@@ -27,6 +27,7 @@ reports: $(STAMP)
 	$(BIN)/care-trends run
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

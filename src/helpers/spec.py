@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
                       field_validator, model_validator)
 
 from helpers import data
@@ -90,7 +90,17 @@ def _string_list(value):
     return tuple(str(v) for v in value)
 
 
+def _known(choices, what: str):
+    def check(value):
+        if value not in choices:
+            raise ValueError(vocab.suggest(value, choices, what))
+        return value
+    return AfterValidator(check)
+
+
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+Outcome = Annotated[str, _known(vocab.MEASURES, "outcome")]
+Family = Annotated[str, _known(vocab.FAMILIES, "family")]
 Effects = Annotated[tuple[Literal["level", "slope"], ...], BeforeValidator(_effects)]
 Names = Annotated[tuple[str, ...], BeforeValidator(_string_list)]
 
@@ -212,19 +222,12 @@ def _where_name(event) -> str:
 class Target(_Strict):
     """A declared goal, e.g. 848 children looked after by 31 March 2026."""
 
-    outcome: str
+    outcome: Outcome
     value: float = Field(ge=0)
     by: IsoDate
     baseline: float | None = Field(default=None, ge=0)
     baseline_year: int | None = None
     description: str = Field(default="", max_length=300)
-
-    @field_validator("outcome")
-    @classmethod
-    def _known_outcome(cls, value):
-        if value not in vocab.MEASURES:
-            raise ValueError(vocab.suggest(value, vocab.MEASURES, "outcome"))
-        return value
 
     @property
     def year(self) -> int:
@@ -244,9 +247,9 @@ class Analysis(_Strict):
     la: str
     start_year: int = Field(default=2014, ge=2010, le=2100)
     end_year: int | None = Field(default=None, ge=2010, le=2100)
-    outcomes: tuple[str, ...] = vocab.DEFAULT_OUTCOMES
+    outcomes: tuple[Outcome, ...] = vocab.DEFAULT_OUTCOMES
     primary_outcome: str | None = None
-    family: str = "quasipoisson"
+    family: Family = "quasipoisson"
     events: tuple[Event, ...] = Field(min_length=1)
     primary_event: str | None = None
     targets: tuple[Target, ...] = ()
@@ -272,18 +275,8 @@ class Analysis(_Strict):
         value = _string_list(value)
         if not value:
             raise ValueError("outcomes is empty; list at least one, e.g. [starts]")
-        for outcome in value:
-            if outcome not in vocab.MEASURES:
-                raise ValueError(vocab.suggest(outcome, vocab.MEASURES, "outcome"))
         if len(set(value)) != len(value):
             raise ValueError("outcomes lists an outcome twice")
-        return value
-
-    @field_validator("family")
-    @classmethod
-    def _known_family(cls, value):
-        if value not in vocab.FAMILIES:
-            raise ValueError(vocab.suggest(value, vocab.FAMILIES, "family"))
         return value
 
     @field_validator("comparator", mode="before")
@@ -369,9 +362,6 @@ class Analysis(_Strict):
                 self._other_la(la, "comparator")
         for la in self.exclude_donors:
             self._other_la(la, "exclude_donors")
-        for target in self.targets:
-            if target.outcome not in vocab.MEASURES:
-                raise ValueError(vocab.suggest(target.outcome, vocab.MEASURES, "outcome"))
         for key in ("ssda903_header", "ssda903_episodes"):
             value = getattr(self, key)
             if value is not None:
@@ -555,7 +545,9 @@ class _StrictLoader(yaml.SafeLoader):
 
 def _one_line(exc: ValidationError, root=None) -> str:
     """The first pydantic error as 'where: what; fix' with a suggestion for unknown keys."""
-    err = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # A misspelt key also makes the real one "missing": report the misspelling first.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = [str(p) for p in err["loc"]]
     where = _where(loc)
     if err["type"] == "extra_forbidden":
@@ -567,6 +559,8 @@ def _one_line(exc: ValidationError, root=None) -> str:
                 model = Target
         known = [f for f, info in model.model_fields.items() if not info.exclude]
         return f"{where}: " + vocab.suggest(loc[-1], known, "key")
+    if err["type"] == "missing" and loc == ["events"]:
+        return "no events declared; list at least one {name, title, date, effects}"
     if err["type"] == "missing":
         return f"{where} is missing; add it" + (" (e.g. la: Stoke-on-Trent)" if loc == ["la"] else "")
     message = str(err.get("ctx", {}).get("error") or err["msg"]).removeprefix("Value error, ")

@@ -16,6 +16,7 @@ log(offset) enters with coefficient 1.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -121,6 +122,7 @@ def _solve_each(A: np.ndarray, b: np.ndarray) -> np.ndarray:
         return out
 
 
+@dataclass(eq=False, repr=False)  # eq/repr would compare whole frames
 class ManyResult:
     """Every series' segmented model: `effects` (one row per series x intervention x effect, with
     the series keys first and then EFFECT_COLUMNS), `coefficients` (log scale, with standard
@@ -129,13 +131,12 @@ class ManyResult:
 
     design = "its_segmented_batch"
 
-    def __init__(self, effects, coefficients, diagnostics, fitted, keys, spec):
-        self.effects = effects
-        self.coefficients = coefficients
-        self.diagnostics = diagnostics
-        self.fitted = fitted
-        self.keys = keys
-        self.spec = spec
+    effects: pd.DataFrame
+    coefficients: pd.DataFrame
+    diagnostics: pd.DataFrame
+    fitted: pd.DataFrame
+    keys: list
+    settings: dict  # what was fitted: family, interventions, effects, design columns...
 
     def for_series(self, **key_values) -> pd.DataFrame:
         """One series' effects table, e.g. `res.for_series(la_code="861", measure="starts")`."""
@@ -304,8 +305,8 @@ def fit_many(panel: pd.DataFrame, *, measures: Iterable[str] | None = vocab.LOOK
         "fitted": np.where(mask, mu, np.nan).ravel(),
         "counterfactual": np.where(mask, np.exp(cf_eta), np.nan).ravel(),
     })
-    spec = {"family": family, "interventions": dict(interventions), "effects": effects,
+    settings = {"family": family, "interventions": dict(interventions), "effects": effects,
             "phase_in": phase_in, "lag": lag, "time": time, "outcome": outcome, "offset": offset,
             "harmonics": harmonics, "period": period, "ci_level": ci_level, "use_t": use_t,
             "design": names}
-    return ManyResult(effects_table, coef, diagnostics, fitted, keys, spec)
+    return ManyResult(effects_table, coef, diagnostics, fitted, keys, settings)

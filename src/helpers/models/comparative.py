@@ -29,7 +29,7 @@ from helpers.core.errors import CareTrendsError
 from helpers.core.records import COUNTERFACTUAL_COLUMNS, EFFECT_COLUMNS, EffectResult
 from helpers.data import LARecord
 from helpers.models.design import Interruption, design_columns
-from helpers.models.la_panel import (RATE, check_event_years, comparator_series, get_panel,
+from helpers.models.la_panel import (RATE, LAEventResult, check_event_years, comparator_series, get_panel,
                                      la_names, normalise_events, resolve_unit,
                                      treated_and_donors)
 from helpers.models.placebo import placebo_interval, placebo_p
@@ -92,7 +92,6 @@ class ControlledITSResult(EffectResult):
     effects: pd.DataFrame
     counterfactual: pd.DataFrame
     method: str
-
 
 
 def fit_controlled_its(la: str, outcome: str = "starts", events=None,
@@ -194,21 +193,13 @@ def _twfe_cluster(Y: np.ndarray, regressors: dict):
 
 
 @dataclass(kw_only=True, eq=False, repr=False)  # eq/repr would compare or print whole frames
-class DiDResult(EffectResult):
+class DiDResult(LAEventResult):
     """Two-way fixed-effects DiD on rates with placebo-in-space inference."""
 
     design = "did"
 
-    outcome: str
-    unit: LARecord
-    event: Interruption
-    effects: pd.DataFrame
-    counterfactual: pd.DataFrame
-    placebos: pd.DataFrame
     inference: dict
-    n_donors: int
     fit: object
-
 
 
 def fit_did(la: str, outcome: str = "starts", event=None, start_year: int = 2014,
@@ -257,20 +248,12 @@ def fit_did(la: str, outcome: str = "starts", event=None, start_year: int = 2014
 
 
 @dataclass(kw_only=True, eq=False, repr=False)  # eq/repr would compare or print whole frames
-class EventStudyResult(EffectResult):
+class EventStudyResult(LAEventResult):
     """Year-by-year effects relative to the year before the event (treated vs all other LAs)."""
 
     design = "event_study"
 
-    outcome: str
-    unit: LARecord
-    event: Interruption
-    effects: pd.DataFrame
-    counterfactual: pd.DataFrame
-    placebos: pd.DataFrame
-    n_donors: int
     cluster: object
-
 
 
 def fit_event_study(la: str, outcome: str = "starts", event=None, start_year: int = 2014,

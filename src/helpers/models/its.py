@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -275,7 +276,6 @@ def fit_its(df, outcome="starts", time="t", interventions=None, effects=("level"
     t = data[time].to_numpy(float)
     y = data[outcome_column].to_numpy(float)
     n = len(y)
-    unit = "year" if frequency == "annual" else "month"
 
     # Refuse what cannot be estimated at all.
     for ev in events:
@@ -336,17 +336,18 @@ def fit_its(df, outcome="starts", time="t", interventions=None, effects=("level"
     if synthetic is None:
         synthetic = bool(getattr(df, "attrs", {}).get("synthetic", False))
     return ITSResult(
-        fit=fit, X=X, data=data, outcome=outcome, y=y, time=time,
-        offset=offset if uses_offset else None,
-        family=family, frequency=frequency, unit=unit, events=events, cf_event=cf_event,
-        log_offset=log_offset, ci_level=ci_level, impact_seed=impact_seed,
-        impact_draws=impact_draws, dropped=dropped, synthetic=synthetic,
+        fit=fit, design_matrix=X, data=data, y=y, outcome=outcome, time=time,
+        offset=offset if uses_offset else None, family=family, frequency=frequency,
+        events=events, counterfactual_for=cf_event.name, log_offset=log_offset,
+        ci_level=ci_level, impact_seed=impact_seed, impact_draws=impact_draws, dropped=dropped,
+        synthetic=synthetic,
         seasonality=(int(harmonics), period) if season_values is not None else None)
 
 
 # --------------------------------------------------------------------------------------------
 # Result
 # --------------------------------------------------------------------------------------------
+@dataclass(kw_only=True, eq=False, repr=False)  # eq/repr would compare whole frames
 class ITSResult(EffectResult):
     """Fitted interrupted time series (numbers only; `helpers.present.its` words it).
 
@@ -374,41 +375,83 @@ class ITSResult(EffectResult):
 
     design = "its"
 
-    def __init__(self, *, fit, X, data, outcome, y, time, offset, family, frequency, unit, events,
-                 cf_event, log_offset, ci_level, impact_seed, impact_draws, dropped, synthetic,
-                 seasonality):
-        self.outcome = outcome
-        self.time = time
-        self.offset = offset
-        self.family = family
-        self.frequency = frequency
-        self.unit = unit
-        self.events = events
-        self.interventions = {ev.name: ev.first_in_force for ev in events}
-        self.titles = {ev.name: ev.title for ev in events}
-        self.counterfactual_for = cf_event.name
-        self.ci_level = ci_level
-        self.synthetic = synthetic
-        self.seasonality = seasonality
-        self.impact_seed = impact_seed
-        self.impact_draws = impact_draws
-        self.dropped = dropped
-        self.model = fit["model"]
-        self.design_matrix = X
-        self.params = pd.Series(fit["params"], index=X.columns)
-        self.cov_params = pd.DataFrame(fit["cov"], index=X.columns, columns=X.columns)
-        self.df_resid = fit["df_resid"]
-        self.interval = fit["dist"]
-        self.dispersion = fit.get("dispersion")
-        self.alpha = fit.get("alpha")
-        self.rho = fit.get("rho")
-        self.hac_lags = fit.get("hac_lags")
-        self._fit = fit
-        self._data = data
-        self._log_offset = log_offset
-        self._t = data[time].to_numpy(float)
-        self._y = y
-        self._q = self._quantile(0.5 + ci_level / 2)
+    fit: dict                   # the family engine's output (params, cov, df_resid, dist, ...)
+    design_matrix: pd.DataFrame
+    data: pd.DataFrame          # the rows fitted
+    y: np.ndarray
+    outcome: str
+    time: str
+    offset: str | None
+    family: str
+    frequency: str
+    events: list
+    counterfactual_for: str
+    log_offset: np.ndarray | None
+    ci_level: float = 0.95
+    impact_seed: int = IMPACT_SEED
+    impact_draws: int = IMPACT_DRAWS
+    dropped: tuple = ()
+    synthetic: bool = False
+    seasonality: tuple | None = None
+
+    @property
+    def unit(self) -> str:
+        return "year" if self.frequency == "annual" else "month"
+
+    @property
+    def interventions(self) -> dict:
+        return {ev.name: ev.first_in_force for ev in self.events}
+
+    @property
+    def titles(self) -> dict:
+        return {ev.name: ev.title for ev in self.events}
+
+    @property
+    def model(self):
+        """The underlying statsmodels results."""
+        return self.fit["model"]
+
+    @cached_property
+    def params(self) -> pd.Series:
+        return pd.Series(self.fit["params"], index=self.design_matrix.columns)
+
+    @cached_property
+    def cov_params(self) -> pd.DataFrame:
+        cols = self.design_matrix.columns
+        return pd.DataFrame(self.fit["cov"], index=cols, columns=cols)
+
+    @property
+    def df_resid(self):
+        return self.fit["df_resid"]
+
+    @property
+    def interval(self) -> str:
+        """'t' or 'z': the distribution of the coefficient intervals."""
+        return self.fit["dist"]
+
+    @property
+    def dispersion(self):
+        return self.fit.get("dispersion")
+
+    @property
+    def alpha(self):
+        return self.fit.get("alpha")
+
+    @property
+    def rho(self):
+        return self.fit.get("rho")
+
+    @property
+    def hac_lags(self):
+        return self.fit.get("hac_lags")
+
+    @cached_property
+    def _t(self) -> np.ndarray:
+        return self.data[self.time].to_numpy(float)
+
+    @cached_property
+    def _q(self) -> float:
+        return self._quantile(0.5 + self.ci_level / 2)
 
     # -- helpers ------------------------------------------------------------------------------
     @property
@@ -426,7 +469,7 @@ class ITSResult(EffectResult):
 
     @property
     def residuals(self) -> np.ndarray:
-        return np.asarray(self._fit["resid"], float)
+        return np.asarray(self.fit["resid"], float)
 
     def _quantile(self, p):
         return stats.t.ppf(p, self.df_resid) if self.interval == "t" else stats.norm.ppf(p)
@@ -441,7 +484,7 @@ class ITSResult(EffectResult):
 
     def _linear(self, X: np.ndarray) -> np.ndarray:
         eta = X @ self.params.to_numpy()
-        return eta if self._log_offset is None else eta + self._log_offset
+        return eta if self.log_offset is None else eta + self.log_offset
 
     def _mean(self, eta):
         return np.exp(eta) if self.log_link else eta
@@ -506,12 +549,12 @@ class ITSResult(EffectResult):
         X = self.design_matrix.to_numpy(float)
         fitted, f_lo, f_hi = self._band(X)
         cf, cf_lo, cf_hi = self._band(self._cf_matrix(self.event))
-        table = pd.DataFrame(dict(time=self._t, observed=self._y, fitted=fitted,
+        table = pd.DataFrame(dict(time=self._t, observed=self.y, fitted=fitted,
                                   counterfactual=cf, cf_low=cf_lo, cf_high=cf_hi,
                                   fitted_low=f_lo, fitted_high=f_hi,
                                   label=[self.label(v) for v in self._t]))
         if self.offset is not None:
-            table["offset"] = self._data[self.offset].to_numpy(float)
+            table["offset"] = self.data[self.offset].to_numpy(float)
         return table
 
     @cached_property
@@ -530,7 +573,7 @@ class ITSResult(EffectResult):
         if self.interval == "t":  # multivariate t matches the t-based coefficient intervals
             z = z * np.sqrt(self.df_resid / rng.chisquare(self.df_resid, size=draws))[:, None]
         B = (beta[None, :] + z).T  # k x draws
-        off = 0.0 if self._log_offset is None else self._log_offset[post][:, None]
+        off = 0.0 if self.log_offset is None else self.log_offset[post][:, None]
         fit_d = self._mean(X[post] @ B + off)
         cf_d = self._mean(Xcf[post] @ B + off)
         lo_p, hi_p = 50 * (1 - self.ci_level), 50 * (1 + self.ci_level)
@@ -543,7 +586,7 @@ class ITSResult(EffectResult):
         cols = dict(intervention=event.name, time=self._t[post],
                     label=[self.label(v) for v in self._t[post]],
                     periods_since=self._t[post] - event.first_in_force,
-                    observed=self._y[post], fitted=fitted, counterfactual=cf,
+                    observed=self.y[post], fitted=fitted, counterfactual=cf,
                     averted=cf - fitted)
         cols["averted_low"], cols["averted_high"] = interval(averted_d)
         cols["relative_change"] = fitted / cf - 1
@@ -554,7 +597,7 @@ class ITSResult(EffectResult):
         cols["cumulative_relative_change"] = cum_fit / cum_cf - 1
         (cols["cumulative_relative_change_low"], cols["cumulative_relative_change_high"]) = (
             interval(np.cumsum(fit_d, axis=0) / np.cumsum(cf_d, axis=0) - 1))
-        cols["observed_averted"] = cf - self._y[post]  # against the data, not the fitted line
+        cols["observed_averted"] = cf - self.y[post]  # against the data, not the fitted line
         return pd.DataFrame(cols)
 
     @cached_property
@@ -563,7 +606,7 @@ class ITSResult(EffectResult):
         from statsmodels.tsa.stattools import acf, pacf
 
         resid = self.residuals
-        n = len(self._y)
+        n = len(self.y)
         k = self.design_matrix.shape[1]
         m = len(resid)
         nlags = max(1, min(m // 2 - 1, 6 if self.frequency == "annual" else 24))
@@ -590,8 +633,8 @@ class ITSResult(EffectResult):
                        "one-step innovations" if self.family == "sarimax" else "raw"),
             durbin_watson=float(durbin_watson(resid)), breusch_godfrey=bg, ljung_box=lb,
             acf=acf_values, pacf=pacf_values, dispersion=self.dispersion, alpha=self.alpha,
-            rho=self.rho, hac_lags=self.hac_lags, residual_sd=self._fit.get("residual_sd"),
-            aic=self._fit.get("aic"), converged=bool(self._fit.get("converged", True)),
+            rho=self.rho, hac_lags=self.hac_lags, residual_sd=self.fit.get("residual_sd"),
+            aic=self.fit.get("aic"), converged=bool(self.fit.get("converged", True)),
             points=points, dropped=self.dropped,
             min_points_before=MIN_POINTS_BEFORE, min_points_after=MIN_POINTS_AFTER)
 

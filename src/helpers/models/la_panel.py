@@ -9,6 +9,7 @@ default, on the official panel from `helpers.data.load_panel()`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ import pandas as pd
 from helpers import data
 from helpers.core import vocab
 from helpers.core.errors import CareTrendsError
+from helpers.core.records import EffectResult
 from helpers.data import LARecord
 from helpers.models.design import Interruption, parse_interruptions
 from helpers.spec import Event, interventions
@@ -135,6 +137,20 @@ def donor_pool(la: str, measure: str = "starts", start_year: int = 2014,
 def la_names(panel: pd.DataFrame) -> dict[str, str]:
     las = _la_rows(panel)[["la_code", "la_name"]].dropna().drop_duplicates("la_code", keep="last")
     return dict(zip(las["la_code"].astype(str), las["la_name"].astype(str)))
+
+
+@dataclass(kw_only=True, eq=False, repr=False)  # eq/repr would compare whole frames
+class LAEventResult(EffectResult):
+    """What DiD, the event study and synthetic control share: one LA (`unit`), one event, the
+    effects, the counterfactual path and the placebo units' results."""
+
+    outcome: str
+    unit: LARecord
+    event: Interruption
+    effects: pd.DataFrame
+    counterfactual: pd.DataFrame
+    placebos: pd.DataFrame
+    n_donors: int
 
 
 # --------------------------------------------------------------------------------------------

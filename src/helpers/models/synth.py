@@ -12,10 +12,8 @@ import numpy as np
 import pandas as pd
 
 from helpers.core.errors import CareTrendsError
-from helpers.core.records import EFFECT_COLUMNS, EffectResult
-from helpers.data import LARecord
-from helpers.models.design import Interruption
-from helpers.models.la_panel import treated_and_donors, la_names, wide_rates
+from helpers.core.records import EFFECT_COLUMNS
+from helpers.models.la_panel import LAEventResult, la_names, treated_and_donors, wide_rates
 from helpers.models.placebo import critical_value
 
 
@@ -106,28 +104,20 @@ def synth_weights(treated_pre: np.ndarray, donors_pre: np.ndarray, v: np.ndarray
 
 
 @dataclass(kw_only=True, eq=False, repr=False)  # eq/repr would compare or print whole frames
-class SyntheticControlResult(EffectResult):
+class SyntheticControlResult(LAEventResult):
     """Synthetic control on the rate per 10,000 with placebo-in-space and leave-one-out."""
 
     design = "synthetic_control"
 
-    outcome: str
-    unit: LARecord
-    event: Interruption
-    effects: pd.DataFrame
-    counterfactual: pd.DataFrame
     weights: pd.DataFrame
     pre_rmspe: float
     post_rmspe: float
-    placebos: pd.DataFrame
     rank: int
     p_value: float
     leave_one_out: pd.DataFrame
     gaps: pd.DataFrame
-    n_donors: int
     rmspe_ratio: float = np.nan
     pre_floor: float = 0.0  # the sampling-noise floor used for the pre-period RMSPE
-
 
 
 def _placebo_fits(R: np.ndarray, pre: np.ndarray, v, units: Sequence[int], pool: np.ndarray):

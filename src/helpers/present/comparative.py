@@ -18,6 +18,34 @@ from helpers.present import charts
 from helpers.present.text import format_interval, join_words, ratio_as_percent
 
 
+YEAR_AXIS = "Reporting year (ending 31 March)"
+RATE_AXIS = "Rate per 10,000 children"
+
+
+def _axes(ax):
+    if ax is None:
+        _, ax = plt.subplots()
+    return ax
+
+
+def _observed_and_counterfactual(ax, res, observed: str, counterfactual: str, label: str):
+    cf = res.counterfactual
+    ax.plot(cf["time"], cf[observed], "o-", color=charts.PALETTE["observed"],
+            label=res.unit.la_name)
+    ax.plot(cf["time"], cf[counterfactual], "--", color=charts.PALETTE["counterfactual"],
+            label=label)
+
+
+def _finish(ax, res, title: str, ylabel: str = RATE_AXIS, events=None):
+    """Event markers, title, axis labels and legend every comparative chart shares."""
+    charts.mark_events(ax, events or {res.event.name: res.event.start - 0.5})
+    ax.set_title(title)
+    ax.set_xlabel(YEAR_AXIS)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return ax
+
+
 def _what(outcome: str) -> str:
     return vocab.MEASURE_INFO[outcome].phrase if outcome in vocab.MEASURE_INFO else str(outcome)
 
@@ -49,23 +77,17 @@ def summary_controlled(res) -> str:
 
 
 def plot_controlled(res, ax=None):
-    if ax is None:
-        _, ax = plt.subplots()
+    ax = _axes(ax)
     cf = res.counterfactual
-    ax.plot(cf["time"], cf["observed_rate"], "o-", color=charts.PALETTE["observed"], label=res.unit.la_name)
+    _observed_and_counterfactual(ax, res, "observed_rate", "counterfactual_rate",
+                                 "counterfactual (comparator's changes)")
     ax.plot(cf["time"], cf["fitted_rate"], "-", color=charts.PALETTE["fitted"], label="model")
-    ax.plot(cf["time"], cf["counterfactual_rate"], "--", color=charts.PALETTE["counterfactual"],
-            label="counterfactual (comparator's changes)")
     ax.fill_between(cf["time"], cf["cf_low_rate"], cf["cf_high_rate"],
                     color=charts.PALETTE["counterfactual"], alpha=0.15)
     ax.plot(cf["time"], cf["comparator_rate"], "s:", color=charts.PALETTE["comparator"],
             label=res.comparator_label)
-    charts.mark_events(ax, {ev.name: ev.start - 0.5 for ev in res.events})
-    ax.set_title(f"Controlled ITS: {res.unit.la_name}, {res.outcome}")
-    ax.set_xlabel("Reporting year (ending 31 March)")
-    ax.set_ylabel("Rate per 10,000 children")
-    ax.legend(fontsize=8, loc="best")
-    return ax
+    return _finish(ax, res, f"Controlled ITS: {res.unit.la_name}, {res.outcome}",
+                   events={ev.name: ev.start - 0.5 for ev in res.events})
 
 
 def summary_did(res) -> str:
@@ -84,25 +106,19 @@ def summary_did(res) -> str:
 
 
 def plot_did(res, ax=None):
-    if ax is None:
-        _, ax = plt.subplots()
+    ax = _axes(ax)
     cf = res.counterfactual
-    ax.plot(cf["time"], cf["observed"], "o-", color=charts.PALETTE["observed"], label=res.unit.la_name)
-    ax.plot(cf["time"], cf["counterfactual"], "--", color=charts.PALETTE["counterfactual"],
-            label="counterfactual (other LAs' changes)")
+    _observed_and_counterfactual(ax, res, "observed", "counterfactual",
+                                 "counterfactual (other LAs' changes)")
     post = cf["time"] >= res.event.start
     ax.errorbar(cf.loc[post, "time"], cf.loc[post, "counterfactual"],
                 yerr=[cf.loc[post, "counterfactual"] - cf.loc[post, "cf_low"],
                       cf.loc[post, "cf_high"] - cf.loc[post, "counterfactual"]],
                 fmt="none", ecolor=charts.PALETTE["counterfactual"], capsize=4,
                 label="95% placebo interval")
-    ax.plot(cf["time"], cf["donor_mean"], ":", color=charts.PALETTE["comparator"], label="mean of other LAs")
-    charts.mark_events(ax, {res.event.name: res.event.start - 0.5})
-    ax.set_title(f"Difference-in-differences: {res.unit.la_name}, {res.outcome}")
-    ax.set_xlabel("Reporting year (ending 31 March)")
-    ax.set_ylabel("Rate per 10,000 children")
-    ax.legend(fontsize=8)
-    return ax
+    ax.plot(cf["time"], cf["donor_mean"], ":", color=charts.PALETTE["comparator"],
+            label="mean of other LAs")
+    return _finish(ax, res, f"Difference-in-differences: {res.unit.la_name}, {res.outcome}")
 
 
 def summary_event_study(res) -> str:
@@ -125,8 +141,7 @@ def summary_event_study(res) -> str:
 
 
 def plot_event_study(res, ax=None):
-    if ax is None:
-        _, ax = plt.subplots()
+    ax = _axes(ax)
     eff = res.effects
     rel = eff["effect"].str.replace("year ", "").astype(int).to_numpy()
     ax.axhline(0, color="#999999", linewidth=1)
@@ -168,26 +183,18 @@ def summary_synthetic_control(res) -> str:
 
 def plot_synthetic_control(res, ax=None):
     """Observed rate against its synthetic control."""
-    if ax is None:
-        _, ax = plt.subplots()
+    ax = _axes(ax)
     cf = res.counterfactual
-    ax.plot(cf["time"], cf["observed"], "o-", color=charts.PALETTE["observed"], label=res.unit.la_name)
-    ax.plot(cf["time"], cf["counterfactual"], "--", color=charts.PALETTE["counterfactual"], label="synthetic control")
-    ax.fill_between(cf["time"], cf["cf_low"], cf["cf_high"], color=charts.PALETTE["counterfactual"], alpha=0.12,
-                    label="placebo gap range (95%)")
-    charts.mark_events(ax, {res.event.name: res.event.start - 0.5})
-    ax.set_title(f"Synthetic control: {res.unit.la_name}, {res.outcome}")
-    ax.set_xlabel("Reporting year (ending 31 March)")
-    ax.set_ylabel("Rate per 10,000 children")
-    ax.legend(fontsize=8)
-    return ax
+    _observed_and_counterfactual(ax, res, "observed", "counterfactual", "synthetic control")
+    ax.fill_between(cf["time"], cf["cf_low"], cf["cf_high"], color=charts.PALETTE["counterfactual"],
+                    alpha=0.12, label="placebo gap range (95%)")
+    return _finish(ax, res, f"Synthetic control: {res.unit.la_name}, {res.outcome}")
 
 
 def plot_gaps(res, ax=None, max_pre_ratio: float | None = 5.0):
     """Gap (observed minus synthetic) for the LA and each placebo; placebos whose pre-period
     RMSPE exceeds `max_pre_ratio` x the LA's are hidden, as Abadie et al. (2010) do."""
-    if ax is None:
-        _, ax = plt.subplots()
+    ax = _axes(ax)
     keep = res.placebos["pre_rmspe"] <= (max_pre_ratio or np.inf) * max(res.pre_rmspe, 1e-9)
     years = res.gaps.columns.to_numpy()
     for code in res.placebos.loc[keep, "la_code"]:
@@ -195,12 +202,9 @@ def plot_gaps(res, ax=None, max_pre_ratio: float | None = 5.0):
     ax.plot(years, res.gaps.loc[res.unit.la_code], color=charts.PALETTE["observed"], linewidth=2.2,
             label=res.unit.la_name)
     ax.axhline(0, color="#999999", linewidth=1)
-    charts.mark_events(ax, {res.event.name: res.event.start - 0.5})
-    ax.set_title(f"Gap to synthetic control: {res.unit.la_name} and {int(keep.sum())} placebos")
-    ax.set_xlabel("Reporting year (ending 31 March)")
-    ax.set_ylabel("Observed minus synthetic (per 10,000)")
-    ax.legend(fontsize=8)
-    return ax
+    return _finish(ax, res, f"Gap to synthetic control: {res.unit.la_name} and "
+                            f"{int(keep.sum())} placebos",
+                   ylabel="Observed minus synthetic (per 10,000)")
 
 
 def compare_designs(results: Mapping[str, EffectResult], event: str, effect: str = "level") -> pd.DataFrame:
