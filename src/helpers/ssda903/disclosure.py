@@ -8,14 +8,22 @@ stock, which moves by starts minus ceased) pins a hidden small count to a single
 How the check works (an "audit" in the statistical disclosure control literature; Hundepool et
 al., *Statistical Disclosure Control*, Wiley 2012, ch. 4 "Magnitude tabular data" and the
 linear-programming audit of Fischetti & Salazar-Gonzalez, Management Science 1999): every shown
-number and every total is a linear equation in the cells; for each hidden small cell two linear
-programmes find the smallest and largest value it can take given everything shown, with what a
-reader knows about hidden cells: "<5" cells lie in 1..4, secondary ("c") cells are 5 or more
-(zeros are never hidden), unpublished quantities are 0 or more. A small cell whose range holds
-fewer than two whole numbers is exposed, and the smallest shown non-zero cell that unpins it is
-hidden next (greedy; a larger table may hide a little more than an optimal solver would).
-Tables with row and column totals have totally unimodular constraint matrices, so the linear
-programme's bounds are the whole-number bounds.
+number and every total is a linear equation in the cells; for each hidden small cell linear
+programmes find the smallest and largest value it can take given everything shown and what a
+reader knows about hidden cells. With *distinct* marks ("<5" for small counts, "c" for cells
+hidden to protect them) a reader knows "<5" cells lie in 1..4 and "c" cells are 5 or more (zeros
+are never hidden); with *uniform* marks (every hidden cell "c", as charts do) only that a hidden
+cell is 0 or more; unpublished quantities are 0 or more. A small cell whose range holds fewer
+than two whole numbers is exposed, and the smallest shown cell whose hiding unpins it is hidden
+next (greedy: a large table may hide a few more cells than an optimal solver would). Tables with
+row and column totals have totally unimodular constraint matrices, so the linear programmes'
+bounds are the whole-number bounds. Distinct marks can give a count away by themselves (a "<5"
+total of four "<5" cells: each is 1); `suppress_small_counts` then falls back to uniform marks.
+
+Charts (`chart_counts`) hide months alike (uniform) and are audited together with the annual
+totals published beside them and the month-end stock, so no plotted number lets a reader solve
+for a hidden month. Tests: tests/test_ssda903_safety.py attacks the published output with an
+integer programme (scipy.optimize.milp) that knows the same facts.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from helpers.ssda903 import codes
 
 #: The published rule: counts below this are never shown. Nothing may lower it.
 PUBLISHED_THRESHOLD = 5
-#: Shown in place of a cell hidden only to protect a small one (it is 5 or more).
+#: Shown in place of a cell hidden to protect a small one (with uniform marks: every hidden cell).
 SECONDARY_MARK = "c"
 #: Columns of the derived tables that are labels, never counts.
 LABEL_COLUMNS = ("t", "month", "reporting_year", "year", "calendar_month")
@@ -225,9 +233,11 @@ class SuppressedTable:
     """A count table ready to publish.
 
     display: the table as text (counts, "<5" for small counts, "c" for cells hidden to protect
-    them), with any totals added; mask: True where a count is hidden; primary: True where the
-    count itself is small; values: the counts as floats with NaN where hidden (for charts).
-    `display, mask = suppress_small_counts(...)` unpacks the first two.
+    them, or "c" for every hidden cell when marks == "uniform"), with any totals added; mask:
+    True where a count is hidden; values: the counts as floats with NaN where hidden (for
+    charts); primary: True where the count itself is small (for checks only: with uniform marks,
+    publishing it would undo them). `display, mask = suppress_small_counts(...)` unpacks the
+    first two.
     """
 
     display: pd.DataFrame
@@ -241,12 +251,13 @@ class SuppressedTable:
         yield self.display
         yield self.mask
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # uniform marks must not say how many hidden cells are small
+        if self.marks == "uniform":
+            return f"<SuppressedTable: {int(self.mask.to_numpy().sum())} cells hidden ({SECONDARY_MARK})>"
         small = int(self.primary.to_numpy().sum())
         more = int((self.mask & ~self.primary).to_numpy().sum())
-        shown_as = f"<{self.threshold}" if self.marks == "distinct" else SECONDARY_MARK
-        return (f"<SuppressedTable: {small} small counts shown as {shown_as}, {more} more hidden "
-                "to protect them>")
+        return (f"<SuppressedTable: {small} small counts shown as <{self.threshold}, {more} more "
+                f"hidden ({SECONDARY_MARK}) to protect them>")
 
     def _repr_html_(self) -> str:
         return self.display._repr_html_()
@@ -285,7 +296,7 @@ def suppress_small_counts(table: pd.DataFrame, threshold: int = PUBLISHED_THRESH
     the whole table), or "both" (both, with the grand total of each group). Totals are computed
     here, from the cells, so they always add up. marks: "distinct" shows small counts as "<5"
     and cells hidden to protect them as "c"; "uniform" shows every hidden cell as "c" (a reader
-    then knows only that it is 1 or more, so fewer cells need hiding); "auto" (default) is
+    then knows only that it is 0 or more, so fewer cells need hiding; a zero may be hidden); "auto" (default) is
     distinct unless "<5" would itself give a count away (a "<5" total of four "<5" cells: each
     is 1), then uniform. A threshold below 5 is refused.
     """
