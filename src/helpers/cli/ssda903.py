@@ -11,10 +11,12 @@ def add_cli(subparsers) -> None:
     p = subparsers.add_parser(
         "validate-903", help="check a council's SSDA903 header and episodes files",
         description="Read SSDA903 header and episodes files (paths, comma lists or quoted patterns "
-                    "such as 'header_*.csv' for several yearly files), print the validation report "
-                    "(counts only), and exit non-zero if a problem makes them unusable.")
-    p.add_argument("header", metavar="HEADER")
-    p.add_argument("episodes", metavar="EPISODES")
+                    "such as 'header_*.csv' for several yearly files), or a DfE XML export alone, "
+                    "print the validation report (counts only), and exit non-zero if a problem "
+                    "makes them unusable.")
+    p.add_argument("header", metavar="HEADER", help="header file(s), or the DfE XML export")
+    p.add_argument("episodes", metavar="EPISODES", nargs="?", default=None,
+                   help="episodes file(s); leave out for a DfE XML export")
     p.add_argument("--as-of", default=None, help="dates after this count as future (default today)")
     p.add_argument("--strict", action="store_true", help="treat every warning as fatal")
     p.add_argument("--summary", action="store_true",

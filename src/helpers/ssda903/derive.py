@@ -20,6 +20,7 @@ from helpers import data
 from helpers.core import timeline
 from helpers.core.errors import CareTrendsError
 from helpers.ssda903 import codes
+from helpers.ssda903.disclosure import check_threshold
 from helpers.ssda903.extract import Extract, numpy_days
 
 EXIT_COLUMNS = [f"ceased_{group}" for group in codes.EXIT_GROUPS]
@@ -205,8 +206,13 @@ def annual_counts(extract: Extract, start=None, end=None) -> pd.DataFrame:
 def suppress_small(table: pd.DataFrame, threshold: int | None = 5, columns=None) -> pd.DataFrame:
     """Counts from 1 to threshold-1 shown as '<threshold' (default '<5'); 0 and larger as integers.
 
-    `threshold=None` or 0 turns suppression off (for internal use only, never for publication).
+    Cell by cell only: when the table also shows totals of these counts, use
+    `suppress_small_counts`, which hides further cells so no total gives a small one away.
+    A threshold below 5 (the published rule) is refused; `threshold=None` turns suppression off,
+    for internal checks only, never for publication.
     """
+    if threshold is not None:
+        threshold = check_threshold(threshold)
     out = table.copy()
     if columns is None:
         columns = [c for c in out.columns if pd.api.types.is_numeric_dtype(out[c])

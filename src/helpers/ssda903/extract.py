@@ -1,19 +1,27 @@
-"""Read and validate a council's SSDA903 header and episodes files.
+"""Read and validate a council's SSDA903 header and episodes files, or its DfE XML export.
 
 `load_903` reads one or several files per table (the yearly returns of an export, concatenated),
-copes with the variants exports produce (dd/mm/YYYY or ISO dates, a byte-order mark, Excel's
-`="..."` quoting, semicolon separators, repeated header lines, .xlsx), checks everything the
-derivations rely on, repairs what it safely can, and returns an `Extract` holding clean tables and
-a `ValidationReport`. The report holds counts only, never a child's id or date of birth.
+or DfE XML exports holding both tables (root EXPSSDA903; CHILDID and PL stand for CHILD and
+PLACE), copes with the variants exports produce (dd/mm/YYYY or ISO dates, a byte-order mark,
+Excel's `="..."` quoting, semicolon separators, repeated header lines, .xlsx), checks everything
+the derivations rely on, repairs what it safely can, and returns an `Extract` holding clean tables
+and a `ValidationReport`.
+
+Privacy by construction: no message or report quotes a value from the files (an odd value may be
+a child's id, a date of birth or a postcode shifted into the wrong column). Problems are counted
+and located by file name and line (CSV), row (spreadsheet, DataFrame) or element number (XML).
+A CSV row whose number of fields differs from its header is named by line and stops the load.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import glob
 import io
 import os
 import re
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +31,11 @@ import pandas as pd
 from helpers.core.errors import CareTrendsError
 from helpers.ssda903 import codes
 
+try:  # refuses entity expansion and external references (XML bombs); in the lock via nbconvert
+    from defusedxml import ElementTree as SafeElementTree
+except ImportError:  # pragma: no cover - the standard parser is used with DTDs refused
+    SafeElementTree = None
+
 #: Share of unreadable dates in a column above which the file is rejected (wrong date format).
 FATAL_BAD_DATE_SHARE = 0.2
 #: Marker column and value that synthetic files carry.
@@ -30,6 +43,8 @@ SYNTHETIC_COLUMN = "DATA_SOURCE"
 SYNTHETIC_VALUE = "SYNTHETIC"
 
 FATAL, WARNING, INFO = "fatal", "warning", "info"
+#: Column names a repeated header line is recognised by.
+_KNOWN_COLUMNS = frozenset(codes.HEADER_COLUMNS) | frozenset(codes.EPISODE_COLUMNS)
 
 
 @dataclass
@@ -112,6 +127,19 @@ class Extract:
 
 # --------------------------------------------------------------------------- reading
 
+@dataclass(frozen=True)
+class Source:
+    """Where rows came from, for messages that point at a line instead of quoting a value."""
+
+    name: str   # the file's name without its folder (or "header table" for a DataFrame)
+    unit: str   # "line" (CSV), "row" (spreadsheet, DataFrame), "CHILD element"/"EPISODE element"
+
+
+def _safe_name(path: Path) -> str:
+    """A file name fit for a published report: no folder, no markup characters."""
+    return re.sub(r"[^A-Za-z0-9._ -]", "_", path.name)[:80]
+
+
 def expand_paths(spec) -> list[Path]:
     """A path, a glob pattern, a comma-separated list, or a list of those -> existing files."""
     items = list(spec) if isinstance(spec, (list, tuple)) else [spec]
@@ -141,51 +169,298 @@ def _normalise_column(name) -> str:
     return re.sub(r"\s+", "_", str(name).replace("\ufeff", "").strip().strip('"').strip()).upper()
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """One 903 table file as strings, columns upper-cased, values stripped."""
-    try:
-        if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
-            df = pd.read_excel(path, dtype=object).fillna("").astype(str)
-        else:
-            raw = path.read_bytes()
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError:  # Excel on Windows saves "CSV" as cp1252
-                text = raw.decode("cp1252")
-            first = text.split("\n", 1)[0]
-            sep = ";" if first.count(";") > first.count(",") else ","
-            df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=sep)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise CareTrendsError(f"cannot read {path.name}: {str(exc).splitlines()[0]}; "
-                              "save it as CSV (UTF-8) and try again") from exc
-    df.columns = [_normalise_column(c) for c in df.columns]
+def _clean_values(df: pd.DataFrame) -> pd.DataFrame:
+    """Values stripped, Excel's ="0123" quoting undone; rows left entirely blank dropped."""
     df = df.loc[:, ~pd.Index(df.columns).duplicated()]
     for col in df.columns:
         values = df[col].astype(str).str.strip()  # vectorised string ops (Arrow)
         if values.str.startswith("=").any():  # Excel's ="0123" keeps leading zeros
             values = values.str.replace(r'^="?(.*?)"?$', r"\1", regex=True)
         df[col] = values.str.strip('"').str.strip()
-    if "CHILD" in df.columns:  # header lines repeated where yearly files were pasted together
-        df = df[df["CHILD"].str.upper() != "CHILD"]
-    df = df[(df != "").any(axis=1)]
-    return df.reset_index(drop=True)
+    return df[(df != "").any(axis=1)]
 
 
-def _read_many(spec, what: str) -> tuple[pd.DataFrame, list[Path]]:
-    if isinstance(spec, pd.DataFrame):
-        df = spec.astype(object).where(spec.notna(), "").astype(str)
-        df.columns = [_normalise_column(c) for c in df.columns]
-        df["_file"] = 0
-        return df, []
-    files = expand_paths(spec)
-    if not files:
-        raise CareTrendsError(f"no SSDA903 {what} file given; pass the path of the {what} CSV")
+def _is_header_line(fields: list[str]) -> bool:
+    """A repeated header line (yearly files pasted together), perhaps with a different layout."""
+    if "CHILD" not in ",".join(fields).upper():  # the cheap test first: most lines are data
+        return False
+    names = {_normalise_column(f) for f in fields}
+    return "CHILD" in names and len(names & _KNOWN_COLUMNS) >= 2
+
+
+def _read_csv_text(text: str, source: Source) -> tuple[pd.DataFrame, list[tuple[int, int, int]]]:
+    """CSV text -> (rows as strings with their line number in `_line`, ragged rows as
+    (line, fields, header fields)). The csv module keeps line numbers, which pandas does not."""
+    first = text.split("\n", 1)[0]
+    sep = ";" if first.count(";") > first.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    sections: list[tuple[list[str], list[list[str]], list[int]]] = []
+    ragged: list[tuple[int, int, int]] = []
+    previous_end = 0
+    width, rows, lines = -1, [], []
+    for fields in reader:
+        line, previous_end = previous_end + 1, reader.line_num
+        if len(fields) == width and not _is_header_line(fields):
+            rows.append(fields)  # the common case, kept fast (blank rows are dropped later)
+            lines.append(line)
+            continue
+        if not any(f.strip() for f in fields):
+            continue  # blank line, or a row of empty cells
+        if not sections or _is_header_line(fields):
+            sections.append(([_normalise_column(f) for f in fields], [], []))
+            width, rows, lines = len(sections[-1][0]), sections[-1][1], sections[-1][2]
+            continue
+        if len(fields) > width and not any(f.strip() for f in fields[width:]):
+            fields = fields[:width]  # trailing empty cells, as spreadsheets add
+        if len(fields) != width:
+            ragged.append((line, len(fields), width))
+            continue
+        rows.append(fields)
+        lines.append(line)
     frames = []
-    for number, path in enumerate(files):
-        df = read_table(path)
-        df["_file"] = number
+    for columns, rows, lines in sections:
+        df = pd.DataFrame(rows, columns=columns, dtype=object) if rows else pd.DataFrame(
+            columns=columns, dtype=object)
+        df = df.loc[:, [bool(c) for c in df.columns]]  # unnamed trailing columns
+        df["_line"] = lines
         frames.append(df)
-    return pd.concat(frames, ignore_index=True).fillna(""), files
+    if not frames:
+        return pd.DataFrame({"_line": []}), ragged
+    return pd.concat(frames, ignore_index=True).fillna(""), ragged
+
+
+def _read_tabular(path: Path, source: Source) -> tuple[pd.DataFrame, list[tuple[int, int, int]]]:
+    """One CSV or spreadsheet table -> (strings, columns upper-cased, with `_line`; ragged rows)."""
+    ragged: list[tuple[int, int, int]] = []
+    try:
+        if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
+            df = pd.read_excel(path, dtype=object).fillna("").astype(str)
+            df.columns = [_normalise_column(c) for c in df.columns]
+            df["_line"] = np.arange(len(df)) + 2  # spreadsheet row, the header being row 1
+            if "CHILD" in df.columns:  # header rows repeated where yearly sheets were pasted
+                df = df[df["CHILD"].str.upper() != "CHILD"]
+        else:
+            raw = path.read_bytes()
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:  # Excel on Windows saves "CSV" as cp1252
+                text = raw.decode("cp1252", errors="replace")
+            df, ragged = _read_csv_text(text, source)
+    except OSError as exc:
+        raise CareTrendsError(f"cannot read {source.name} ({exc.strerror or type(exc).__name__}); "
+                              "check the file and its permissions") from exc
+    except (ValueError, csv.Error, KeyError, IndexError) as exc:
+        # Never echo the parser's message: it may quote a cell of the file.
+        raise CareTrendsError(f"cannot read {source.name} as a table ({type(exc).__name__}); "
+                              "save it as CSV (UTF-8) and try again") from exc
+    lines = df.pop("_line")
+    df = _clean_values(df.astype(object))
+    df["_line"] = lines.loc[df.index].to_numpy(dtype=int)
+    return df.reset_index(drop=True), ragged
+
+
+def _tabular_source(path: Path) -> Source:
+    spreadsheet = path.suffix.lower() in (".xlsx", ".xlsm", ".xls")
+    return Source(_safe_name(path), "row" if spreadsheet else "line")
+
+
+def read_table(path) -> pd.DataFrame:
+    """One 903 table file (CSV or spreadsheet) as strings, columns upper-cased, values stripped.
+
+    Raises CareTrendsError naming the first line whose number of fields differs from the header.
+    """
+    path = Path(path)
+    source = _tabular_source(path)
+    if _is_xml(path):
+        raise CareTrendsError(f"{source.name} is a DfE XML export holding both tables; pass it "
+                              "to load_903 as the only file")
+    df, ragged = _read_tabular(path, source)
+    if ragged:
+        raise CareTrendsError(_ragged_message(source, ragged))
+    return df.drop(columns="_line")
+
+
+def _ragged_message(source: Source, ragged: list[tuple[int, int, int]]) -> str:
+    line, fields, width = ragged[0]
+    more = ""
+    if len(ragged) > 1:
+        shown = ", ".join(str(r[0]) for r in ragged[1:4])
+        more = (f" ({len(ragged) - 1} more rows differ from their header too: lines {shown}"
+                + (" ..." if len(ragged) > 4 else "") + ")")
+    return (f"{source.name} line {line} has {fields} fields, the header has {width}{more}; "
+            "fix the row or the header")
+
+
+# ---- the DfE XML export: <EXPSSDA903><CHILD><HEADER>..</HEADER><EPISODE>..</EPISODE>..</CHILD>
+
+#: XML field names that differ from the CSV column names.
+XML_RENAMES = {"CHILDID": "CHILD", "PL": "PLACE"}
+
+
+def _is_xml(path: Path) -> bool:
+    if path.suffix.lower() == ".xml":
+        return True
+    if path.suffix.lower() in (".csv", ".txt", ".xlsx", ".xlsm", ".xls"):
+        return False
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(64)
+    except OSError:
+        return False
+    return start.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
+
+
+def _tag(element) -> str:
+    return str(element.tag).rsplit("}", 1)[-1].upper()  # drop any namespace
+
+
+def _fields(element) -> dict[str, str]:
+    """The element's simple children as {CSV column: text} (nested groups such as reviews skipped)."""
+    out = {}
+    for item in element:
+        if len(item) == 0:
+            name = _tag(item)
+            out[XML_RENAMES.get(name, name)] = (item.text or "").strip()
+    return out
+
+
+def _parse_xml(path: Path, source: Source):
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CareTrendsError(f"cannot read {source.name} ({exc.strerror or type(exc).__name__}); "
+                              "check the file and its permissions") from exc
+    refuse = (f"{source.name} declares a DTD or entities, which a DfE SSDA903 export never "
+              "does (and which can exhaust memory); export it again as plain XML")
+    try:
+        if SafeElementTree is not None:
+            return SafeElementTree.fromstring(data, forbid_dtd=True, forbid_entities=True,
+                                              forbid_external=True)
+        # Without defusedxml, refuse any DTD before the standard parser sees it: entity
+        # expansion (the "billion laughs") can only be declared inside one.
+        if re.search(rb"<!\s*(DOCTYPE|ENTITY)", data, re.IGNORECASE):
+            raise CareTrendsError(refuse)
+        return ElementTree.fromstring(data)
+    except ElementTree.ParseError as exc:
+        line, column = getattr(exc, "position", (0, 0))
+        raise CareTrendsError(f"{source.name} is not well-formed XML (line {line}, column "
+                              f"{column}); export it again from the case management "
+                              "system") from exc
+    except ValueError as exc:  # defusedxml's DTDForbidden, EntitiesForbidden, ...
+        raise CareTrendsError(refuse) from exc
+
+
+def _read_xml(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, Source, Source]:
+    """A DfE XML export -> (header rows, episode rows, their sources). `_line` holds the CHILD or
+    EPISODE element's number in the file (1 = the first)."""
+    name = _safe_name(path)
+    root = _parse_xml(path, Source(name, "element"))
+    if _tag(root) != "EXPSSDA903":
+        raise CareTrendsError(f"{name} is not a DfE SSDA903 XML export (its root element is not "
+                              "EXPSSDA903); export the 903 return as XML, or give CSV files")
+    headers, episodes = [], []
+    n_episode = 0
+    for n_child, child in enumerate((c for c in root if _tag(c) == "CHILD"), start=1):
+        header = next((h for h in child if _tag(h) == "HEADER"), None)
+        head = _fields(header) if header is not None else {}
+        if header is not None:
+            headers.append({**head, "_line": n_child})
+        for episode in (e for e in child if _tag(e) == "EPISODE"):
+            n_episode += 1
+            row = _fields(episode)
+            row.setdefault("CHILD", head.get("CHILD", ""))
+            episodes.append({**row, "_line": n_episode})
+    frames = []
+    for rows in (headers, episodes):
+        df = pd.DataFrame(rows, dtype=object).fillna("") if rows else pd.DataFrame({"_line": []})
+        lines = df.pop("_line")
+        df = _clean_values(df.astype(object))
+        df["_line"] = lines.loc[df.index].to_numpy(dtype=int)
+        frames.append(df.reset_index(drop=True))
+    return frames[0], frames[1], Source(name, "CHILD element"), Source(name, "EPISODE element")
+
+
+def _from_frame(spec: pd.DataFrame) -> pd.DataFrame:
+    df = spec.astype(object).where(spec.notna(), "").astype(str)
+    df.columns = [_normalise_column(c) for c in df.columns]
+    df = df.loc[:, ~pd.Index(df.columns).duplicated()].reset_index(drop=True)
+    df["_line"] = np.arange(len(df)) + 1
+    return df
+
+
+def _read_inputs(header, episodes, report: "ValidationReport"):
+    """Both tables from paths, patterns, DataFrames or DfE XML exports, with `_file` (an index
+    into the table's list of Sources) and `_line` on every row; ragged rows become fatal
+    problems in the report."""
+    tables = {"header": ([], []), "episodes": ([], [])}  # frames, sources
+    files_seen: dict[Path, None] = {}
+
+    def add(what, df, source):
+        frames, sources = tables[what]
+        df["_file"] = len(sources)
+        frames.append(df)
+        sources.append(source)
+
+    if episodes is None and not _only_xml(header):
+        raise CareTrendsError("give both the header and the episodes file (or a single DfE XML "
+                              "export, EXPSSDA903)")
+    for what, spec in (("header", header), ("episodes", episodes)):
+        if spec is None:
+            continue
+        if isinstance(spec, pd.DataFrame):
+            add(what, _from_frame(spec), Source(f"{what} table", "row"))
+            continue
+        paths = expand_paths(spec)
+        if not paths:
+            raise CareTrendsError(f"no SSDA903 {what} file given; pass the path of the {what} CSV")
+        for path in paths:
+            key = path.resolve()
+            if _is_xml(path):
+                if key in files_seen:
+                    continue  # one export given as both header and episodes
+                files_seen[key] = None
+                head_df, ep_df, head_src, ep_src = _read_xml(path)
+                add("header", head_df, head_src)
+                add("episodes", ep_df, ep_src)
+                continue
+            files_seen[key] = None
+            source = _tabular_source(path)
+            df, ragged = _read_tabular(path, source)
+            if ragged:
+                report.add("ragged_rows", FATAL, len(ragged), _ragged_message(source, ragged))
+            add(what, df, source)
+    report.n_files = len(files_seen)
+    out = []
+    for what in ("header", "episodes"):
+        frames, sources = tables[what]
+        df = (pd.concat(frames, ignore_index=True).fillna("") if frames
+              else pd.DataFrame({"_file": [], "_line": []}))
+        out.append((df, sources))
+    return out[0][0], out[0][1], out[1][0], out[1][1]
+
+
+def _only_xml(spec) -> bool:
+    """True when `spec` names DfE XML exports only (which hold the episodes too)."""
+    if spec is None or isinstance(spec, pd.DataFrame):
+        return False
+    paths = expand_paths(spec)  # a missing file is reported as such, not as a missing table
+    return bool(paths) and all(_is_xml(p) for p in paths)
+
+
+def _locate(df: pd.DataFrame, mask, sources: list[Source], limit: int = 3) -> str:
+    """'episodes.csv lines 14, 15, 20 and 7 more': where the flagged rows are, never what they hold."""
+    rows = df.loc[np.asarray(mask, dtype=bool), ["_file", "_line"]]
+    if rows.empty:
+        return ""
+    first = rows.sort_values(["_file", "_line"], kind="stable").head(limit)
+    parts = []
+    for number, group in first.groupby("_file", sort=True):
+        source = sources[int(number)]
+        lines = [str(int(v)) for v in group["_line"]]
+        parts.append(f"{source.name} {source.unit}{'s' if len(lines) > 1 else ''} "
+                     + ", ".join(lines))
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return "; ".join(parts) + more
 
 
 def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -236,22 +511,22 @@ def _check_columns(df: pd.DataFrame, expected, required, what: str, report: Vali
 
 
 def _unknown_codes(df: pd.DataFrame, column: str, allowed, report: ValidationReport,
-                   what: str = "episodes", allow_blank: bool = False) -> None:
+                   sources: list[Source], what: str = "episodes", allow_blank: bool = False) -> None:
     values = df[column]
     bad = ~values.isin(allowed)
     if allow_blank:
         bad &= values != ""
-    if bad.any():
-        examples = sorted({v[:6] if v else "(blank)" for v in values[bad].unique()[:50]})[:4]
+    if bad.any():  # where, never what: an odd value may be a shifted id, date or postcode
         report.add("unknown_codes", WARNING, int(bad.sum()),
-                   f"{what} {column} has codes outside the DfE list (e.g. {', '.join(examples)})")
+                   f"{what} {column} values outside the DfE code list ({_locate(df, bad, sources)}); "
+                   "correct them to DfE codes")
 
 
 def _dedupe(df: pd.DataFrame, key: list[str], what: str, report: ValidationReport,
             n_files: int) -> pd.DataFrame:
     """Exact repeats and superseded versions: the later file wins (a yearly return fills in DEC)."""
     exact_in_file = df.duplicated(subset=key + ["_file"] + [c for c in df.columns
-                                                            if c not in key and c != "_file"])
+                                                            if c not in key and c not in ("_file", "_line")])
     report.add("duplicate_rows", WARNING, int(exact_in_file.sum()),
                f"identical {what} rows repeated within a file; extra copies dropped")
     df = df[~exact_in_file]
@@ -266,25 +541,47 @@ def _dedupe(df: pd.DataFrame, key: list[str], what: str, report: ValidationRepor
     return df[~repeated]
 
 
-def load_903(header, episodes, *, as_of=None, strict: bool = False, raise_on_fatal: bool = True,
-             coverage_start=None, coverage_end=None, label: str = "") -> Extract:
-    """Read, check and clean SSDA903 files (paths, patterns, lists of paths, or DataFrames).
+def _date_argument(value, name: str):
+    """A date given to load_903 (as_of, coverage_start/end) -> Timestamp; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, (dt.date, pd.Timestamp)):
+        return pd.Timestamp(value).normalize()
+    text = str(value).strip()
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError(text)
+        return pd.Timestamp(text).normalize()
+    except ValueError:
+        raise CareTrendsError(f"{name} {value!r} is not a date; write it as YYYY-MM-DD "
+                              "(e.g. 2025-03-31)") from None
+
+
+def load_903(header, episodes=None, *, as_of=None, strict: bool = False,
+             raise_on_fatal: bool = True, coverage_start=None, coverage_end=None,
+             label: str = "") -> Extract:
+    """Read, check and clean SSDA903 files: the header and episodes tables (paths, patterns,
+    lists of paths, or DataFrames), or a DfE XML export (root EXPSSDA903) as the only argument.
 
     Repairs: duplicates dropped (the later file's version kept), overlapping episodes of a child
     cut at the next episode's start, episodes with unreadable or impossible dates dropped, end
     dates in the future treated as still open. `strict=True` makes every warning fatal.
-    `as_of` (default today) is the date after which dates count as "in the future".
+    `as_of` (YYYY-MM-DD, default today) is the date after which dates count as "in the future".
+    Messages give counts and line numbers, never a value from the files.
     """
+    today = _date_argument(as_of, "as-of date")
+    today = today if today is not None else pd.Timestamp(dt.date.today())
+    coverage_start = _date_argument(coverage_start, "coverage start")
+    coverage_end = _date_argument(coverage_end, "coverage end")
     report = ValidationReport()
-    head_raw, head_files = _read_many(header, "header")
-    ep_raw, ep_files = _read_many(episodes, "episodes")
-    report.n_files = len(head_files) + len(ep_files)
+    head_raw, head_sources, ep_raw, ep_sources = _read_inputs(header, episodes, report)
     report.n_header_rows, report.n_episode_rows = len(head_raw), len(ep_raw)
-    synthetic = (any(SYNTHETIC_VALUE in p.name.upper() for p in head_files + ep_files)
+    synthetic = (any(SYNTHETIC_VALUE in s.name.upper() for s in head_sources + ep_sources)
                  or any(SYNTHETIC_COLUMN in df.columns
                         and df[SYNTHETIC_COLUMN].str.upper().str.contains(SYNTHETIC_VALUE).any()
                         for df in (head_raw, ep_raw)))
-    today = pd.Timestamp(as_of if as_of is not None else dt.date.today()).normalize()
+    if report.fatal:  # ragged rows: the columns cannot be trusted
+        return _finish(report, raise_on_fatal, strict, None)
 
     _check_columns(head_raw, codes.HEADER_COLUMNS, codes.REQUIRED_HEADER, "header", report)
     _check_columns(ep_raw, codes.EPISODE_COLUMNS, codes.REQUIRED_EPISODES, "episodes", report)
@@ -294,22 +591,23 @@ def load_903(header, episodes, *, as_of=None, strict: bool = False, raise_on_fat
         return _finish(report, raise_on_fatal, strict, None)
 
     # ---- header
-    head = _as_objects(head_raw[list(codes.HEADER_COLUMNS) + ["_file"]].copy())
-    head = _dedupe(head, ["CHILD"], "header", report, len(head_files))
+    head = _as_objects(head_raw[list(codes.HEADER_COLUMNS) + ["_file", "_line"]].copy())
+    head = _dedupe(head, ["CHILD"], "header", report, len(head_sources))
     head["DOB"], bad_dob = parse_dates(head["DOB"])
     report.add("unparseable_dates", WARNING, int(bad_dob.sum()),
-               "header DOB not a date (dd/mm/YYYY); ages unknown for those children")
+               f"header DOB not a date ({_locate(head, bad_dob, head_sources)}); write dates as "
+               "dd/mm/YYYY; ages unknown for those children")
     report.add("missing_dates", WARNING, int((head["DOB"].isna() & ~bad_dob).sum()),
                "header DOB blank; ages unknown for those children")
     report.add("future_dates", WARNING, int((head["DOB"] > today).sum()),
                "header DOB after today; ages unknown for those children")
     head.loc[head["DOB"] > today, "DOB"] = pd.NaT
-    _unknown_codes(head, "SEX", codes.SEX_CODES, report, "header")
+    _unknown_codes(head, "SEX", codes.SEX_CODES, report, head_sources, "header")
 
     # ---- episodes
-    ep = ep_raw[list(codes.EPISODE_COLUMNS) + ["_file"]].copy()
+    ep = ep_raw[list(codes.EPISODE_COLUMNS) + ["_file", "_line"]].copy()
     for col in ("RNE", "LS", "CIN", "REC", "PLACE", "PLACE_PROVIDER"):
-        ep[col] = ep[col].str.upper()
+        ep[col] = ep[col].astype(str).str.upper()
     ep = _as_objects(ep)
     ep["DECOM"], bad_decom = parse_dates(ep["DECOM"])
     ep["DEC"], bad_dec = parse_dates(ep["DEC"])
@@ -317,24 +615,29 @@ def load_903(header, episodes, *, as_of=None, strict: bool = False, raise_on_fat
         filled = int((ep[col].notna() | bad).sum())
         if filled and bad.sum() > FATAL_BAD_DATE_SHARE * filled:
             report.add("unparseable_dates", FATAL, int(bad.sum()),
-                       f"{bad.sum()} of {filled} episode {col} values are not dates; "
-                       "export dates as dd/mm/YYYY (or YYYY-MM-DD)")
+                       f"{bad.sum()} of {filled} episode {col} values are not dates "
+                       f"({_locate(ep, bad, ep_sources)}); export dates as dd/mm/YYYY "
+                       "(or YYYY-MM-DD)")
     if report.fatal:
         return _finish(report, raise_on_fatal, strict, None)
     report.add("unparseable_dates", WARNING, int(bad_decom.sum()),
-               "episode DECOM not a date (dd/mm/YYYY); those episodes dropped")
+               f"episode DECOM not a date ({_locate(ep, bad_decom, ep_sources)}); write dates as "
+               "dd/mm/YYYY; those episodes dropped")
     report.add("unparseable_dates", WARNING, int((bad_dec & ~bad_decom).sum()),
-               "episode DEC not a date (dd/mm/YYYY); those episodes dropped")
+               f"episode DEC not a date ({_locate(ep, bad_dec & ~bad_decom, ep_sources)}); write "
+               "dates as dd/mm/YYYY; those episodes dropped")
     no_start = ep["DECOM"].isna() & ~bad_decom
-    report.add("missing_dates", WARNING, int(no_start.sum()), "episode DECOM blank; episodes dropped")
+    report.add("missing_dates", WARNING, int(no_start.sum()),
+               f"episode DECOM blank ({_locate(ep, no_start, ep_sources)}); episodes dropped")
     no_child = ep["CHILD"] == ""
-    report.add("missing_child", WARNING, int(no_child.sum()), "episode CHILD blank; episodes dropped")
+    report.add("missing_child", WARNING, int(no_child.sum()),
+               f"episode CHILD blank ({_locate(ep, no_child, ep_sources)}); episodes dropped")
     ep = ep[~(bad_decom | bad_dec | no_start | no_child)]
     # Compare dates as dates, whatever format each file used.
-    ep = _dedupe(ep, ["CHILD", "DECOM"], "episodes", report, len(ep_files))
+    ep = _dedupe(ep, ["CHILD", "DECOM"], "episodes", report, len(ep_sources))
 
     for col, allowed in codes.CODE_LISTS.items():
-        _unknown_codes(ep, col, allowed, report, allow_blank=(col == "REC"))
+        _unknown_codes(ep, col, allowed, report, ep_sources, allow_blank=(col == "REC"))
     ended = ep["DEC"].notna()
     report.add("missing_reason", WARNING, int((ended & (ep["REC"] == "")).sum()),
                "episodes with DEC but no REC; treated as leaving care for another reason")
@@ -351,7 +654,8 @@ def load_903(header, episodes, *, as_of=None, strict: bool = False, raise_on_fat
 
     backwards = ep["DEC"] < ep["DECOM"]
     report.add("dec_before_decom", WARNING, int(backwards.sum()),
-               "episodes ending (DEC) before they start (DECOM); dropped")
+               f"episodes ending (DEC) before they start (DECOM) ({_locate(ep, backwards, ep_sources)}); "
+               "dropped")
     ep = ep[~backwards]
 
     ep = ep.sort_values(["CHILD", "DECOM"], kind="stable").reset_index(drop=True)
@@ -382,8 +686,8 @@ def load_903(header, episodes, *, as_of=None, strict: bool = False, raise_on_fat
                    "see the report above")
         return _finish(report, raise_on_fatal, strict, None)
 
-    ep = ep.drop(columns="_file").reset_index(drop=True)
-    head = head.drop(columns="_file").reset_index(drop=True)
+    ep = ep.drop(columns=["_file", "_line"]).reset_index(drop=True)
+    head = head.drop(columns=["_file", "_line"]).reset_index(drop=True)
     report.n_children = int(ep["CHILD"].nunique())
     report.n_episodes = len(ep)
     start, end = _coverage(ep, coverage_start, coverage_end)
@@ -402,7 +706,7 @@ def _finish(report: ValidationReport, raise_on_fatal: bool, strict: bool, extrac
     return extract if extract is not None else report
 
 
-def validate(header, episodes, *, as_of=None, strict: bool = False) -> ValidationReport:
+def validate(header, episodes=None, *, as_of=None, strict: bool = False) -> ValidationReport:
     """The validation report alone (never raises for problems in the data)."""
     result = load_903(header, episodes, as_of=as_of, strict=strict, raise_on_fatal=False)
     return result.report if isinstance(result, Extract) else result

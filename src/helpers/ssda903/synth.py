@@ -24,8 +24,6 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +33,7 @@ import pandas as pd
 from helpers import data
 from helpers.core import timeline, vocab
 from helpers.core.errors import CareTrendsError
+from helpers.core.io import atomic_write_text
 from helpers.ssda903 import codes
 from helpers.ssda903.extract import SYNTHETIC_COLUMN, SYNTHETIC_VALUE
 
@@ -88,6 +87,15 @@ class Effect:
     date: str
     level: float = 1.0
     slope: float = 1.0
+
+    def __post_init__(self):
+        self.date = str(timeline.to_date(self.date))  # CareTrendsError for a non-date
+        for name in ("level", "slope"):
+            value = getattr(self, name)
+            if (isinstance(value, bool) or not isinstance(value, (int, float, np.number))
+                    or not np.isfinite(value) or value <= 0):
+                raise CareTrendsError(f"effect {name} {value!r} is not a rate ratio; give a "
+                                      "positive number such as 0.8")
 
     def multiplier(self, t: np.ndarray) -> np.ndarray:
         start = timeline.first_full_month_index(self.date)
@@ -525,10 +533,11 @@ def synthesize(la: str = "Stoke-on-Trent", seed: int = vocab.DEFAULT_SEED, targe
                last_year: int = 2025) -> SyntheticExtract:
     """Generate the SYNTHETIC 903 header and episodes for `la` (targets from helpers.data unless
     given as a DataFrame or {year: {"starts", "ceased", "cla_31_march"}})."""
+    seed = check_seed(seed)
     targets = (targets_from_panel(la, first_year, last_year) if targets is None
                else normalise_targets(targets, first_year, last_year, la))
     first_year, last_year = int(targets["year"].min()), int(targets["year"].max())
-    gen = _Generator(targets, int(seed), effect)
+    gen = _Generator(targets, seed, effect)
     gen.run()
     episode_rows = gen.episodes()
     breaks = gen.short_breaks()
@@ -589,23 +598,58 @@ def slug(la: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in la.lower()).strip("-")
 
 
-def write_synthetic(extract: SyntheticExtract, out_dir) -> tuple[Path, Path]:
-    """Write SYNTHETIC_<la>_903_header.csv and ..._episodes.csv (temp file, then rename)."""
+def check_seed(seed) -> int:
+    """A random seed as an int: a whole number from 0 to 2**32 - 1 (numpy refuses negatives)."""
+    if isinstance(seed, (bool, float)) or not isinstance(seed, (int, np.integer, str)):
+        raise CareTrendsError(f"seed {seed!r} is not a whole number; give one from 0 to "
+                              f"{2**32 - 1} (e.g. 20240301)")
+    try:
+        value = int(seed)
+    except ValueError:
+        raise CareTrendsError(f"seed {seed!r} is not a whole number; give one from 0 to "
+                              f"{2**32 - 1} (e.g. 20240301)") from None
+    if not 0 <= value < 2**32:
+        raise CareTrendsError(f"seed {seed!r} is outside 0 to {2**32 - 1}; give a seed in that "
+                              "range (e.g. 20240301)")
+    return value
+
+
+def output_paths(la: str, out_dir) -> tuple[Path, Path]:
+    """Where write_synthetic puts the header and episodes files for `la` in `out_dir`, after
+    checking the folder can take them (CareTrendsError naming the problem otherwise)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for table, name in ((extract.header, "header"), (extract.episodes, "episodes")):
-        path = out_dir / f"SYNTHETIC_{slug(extract.la)}_903_{name}.csv"
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-                table.to_csv(handle, index=False, lineterminator="\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        paths.append(path)
-    return paths[0], paths[1]
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CareTrendsError(f"output folder {str(out_dir)!r} is an existing file; give a "
+                              "folder (it is created if missing)")
+    for parent in out_dir.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CareTrendsError(f"cannot create {str(out_dir)!r}: {str(parent)!r} is a "
+                                      "file; give a folder path")
+            break
+    paths = tuple(out_dir / f"SYNTHETIC_{slug(la)}_903_{name}.csv" for name in ("header", "episodes"))
+    for path in paths:
+        if path.exists() and not path.is_file():
+            raise CareTrendsError(f"{str(path)!r} exists and is not a file; remove it or give "
+                                  "another output folder")
+    return paths
+
+
+def write_synthetic(extract: SyntheticExtract, out_dir) -> tuple[Path, Path]:
+    """Write SYNTHETIC_<la>_903_header.csv and ..._episodes.csv (earlier SYNTHETIC files of the
+    same LA are replaced). Each file is written to a temporary name and renamed, so a failure
+    leaves no half-written file."""
+    header_path, episodes_path = output_paths(extract.la, out_dir)
+    texts = [table.to_csv(index=False, lineterminator="\n")
+             for table in (extract.header, extract.episodes)]
+    try:
+        for path, text in zip((header_path, episodes_path), texts):
+            atomic_write_text(path, text)
+    except OSError as exc:
+        raise CareTrendsError(f"cannot write the SYNTHETIC files in {str(Path(out_dir))!r} "
+                              f"({exc.strerror or type(exc).__name__}); give a folder you can "
+                              "write to") from exc
+    return header_path, episodes_path
 
 
 def calibration_table(annual: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
