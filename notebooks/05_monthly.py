@@ -75,9 +75,14 @@ fits = {outcome: fit_its(monthly, outcome=outcome, time="t", **plan, family=spec
         for outcome in monthly_outcomes}
 
 # %%
+# Counts of 1-4 are never drawn: the points shown come from the disclosure rule (monthly,
+# quarterly or yearly steps, with secondary suppression); the model lines are fitted values.
+shown = ssda903.chart_counts(monthly, flows=("starts",), stock="cla_month_end",
+                             threshold=spec.small_count_threshold).set_index("t")
 fig, axes = plt.subplots(2, 1, figsize=(9, 8.5))
 for ax, (outcome, label) in zip(axes, monthly_outcomes.items()):
     its_words.plot(fits[outcome], ax=ax, ylabel=label, synthetic=False,
+                   observed=shown[outcome].reindex(fits[outcome].times),
                    title=f"{label}, {la}" + (" (SYNTHETIC)" if extract.synthetic else ""))
 fig.tight_layout()
 if extract.synthetic:
@@ -112,12 +117,17 @@ ar1_table[["outcome", "intervention", "effect", "estimate", "ci_low", "ci_high",
 annual = ssda903.annual_counts(extract)
 annual = annual[annual["reporting_year"] >= spec.start_year]
 by_age = ssda903.starts_by(extract, "age_band", freq="reporting_year")
-published = annual.merge(by_age, on="reporting_year")
+by_age = by_age[by_age["reporting_year"] >= spec.start_year]
 display(Markdown("**Annual check** (DfE definition: each child counted once a year; starts by age "
-                 f"at entry; counts from 1 to {spec.small_count_threshold - 1} shown as "
-                 f"<{spec.small_count_threshold})" + (" — SYNTHETIC data" if extract.synthetic else "")))
-ssda903.suppress_small(published.drop(columns=["starts_periods", "ceased_periods"]),
-                       threshold=spec.small_count_threshold)
+                 f"at entry, with their total; counts from 1 to {spec.small_count_threshold - 1} "
+                 f"shown as <{spec.small_count_threshold}, and further cells as c where a total "
+                 "would give a small count away)"
+                 + (" — SYNTHETIC data" if extract.synthetic else "")))
+display(ssda903.suppress_small_counts(annual.drop(columns=["starts_periods", "ceased_periods"]),
+                                      threshold=spec.small_count_threshold,
+                                      columns=["starts", "ceased", "cla_31_march"]).display)
+ssda903.suppress_small_counts(by_age, threshold=spec.small_count_threshold, totals="rows",
+                              columns=[c for c in by_age.columns if c != "reporting_year"]).display
 
 # %% [markdown]
 # ### What the monthly series say

@@ -10,8 +10,11 @@ from scipy import stats
 from scipy.optimize import nnls
 
 from helpers import comparative as comp
+from helpers.core import vocab
 from helpers.core.errors import CareTrendsError
 from helpers.core.records import COUNTERFACTUAL_COLUMNS, EFFECT_COLUMNS, EffectResult
+from helpers.models import la_panel
+from helpers.present import comparative as present_comp
 
 matplotlib.use("Agg")
 
@@ -36,8 +39,8 @@ def _check_shape(res):
     assert isinstance(res, EffectResult)
     assert list(res.effects.columns) == EFFECT_COLUMNS
     assert list(res.counterfactual.columns[:6]) == COUNTERFACTUAL_COLUMNS
-    assert isinstance(res.summary(), str) and res.summary()
-    ax = res.plot()
+    assert isinstance(present_comp.summary(res), str) and present_comp.summary(res)
+    ax = present_comp.plot(res)
     assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
     matplotlib.pyplot.close("all")
     records = res.to_records(analysis="sim", notebook="04_comparisons", la="800")
@@ -49,14 +52,14 @@ def _check_shape(res):
 def test_events_use_first_full_reporting_year():
     evs = comp.normalise_events([{"name": "fm", "date": "2024-03-01", "effects": ["level"]},
                                  {"name": "x", "date": "2019-04-01"}])
-    assert [(e.name, e.year, e.effects) for e in evs] == [("x", 2020, ("level", "slope")),
+    assert [(e.name, e.first_in_force, e.effects) for e in evs] == [("x", 2020, ("level", "slope")),
                                                           ("fm", 2025, ("level",))]
 
 
 @pytest.mark.parametrize("comparator", ["england_minus_la", "region", ["801", "802", "Simulated LA 803"]])
 def test_comparator_series_is_pooled_rate_without_treated(panel, comparator):
     treated, series, label = comp.comparator_series("800", "starts", comparator, 2012, None, panel)
-    las = panel[(panel["geographic_level"] == comp.LA_LEVEL) & (panel["measure"] == "starts")]
+    las = panel[(panel["geographic_level"] == la_panel.LA_LEVEL) & (panel["measure"] == "starts")]
     if comparator == "england_minus_la":
         members = las[las["la_code"] != "800"]
     elif comparator == "region":
@@ -65,7 +68,7 @@ def test_comparator_series_is_pooled_rate_without_treated(panel, comparator):
         members = las[las["la_code"].isin(["801", "802", "803"])]
     expected = members.groupby("year")["count"].sum().to_numpy()
     np.testing.assert_allclose(series["count"].to_numpy(), expected)
-    np.testing.assert_allclose(series[comp.RATE], series["count"] / series["population"] * 1e4)
+    np.testing.assert_allclose(series[la_panel.RATE], series["count"] / series["population"] * 1e4)
     assert label.startswith(("England excluding", "Region A excluding", "comparator LAs (3"))
 
 
@@ -150,7 +153,7 @@ def test_synthetic_control_recovers_effect(panel, true_gap):
     assert set(res.leave_one_out["dropped_code"]) == set(res.weights.loc[res.weights["weight"] > 1e-6, "la_code"])
     assert (res.leave_one_out["avg_post_gap"] < 0).all()
     np.testing.assert_allclose(res.counterfactual["gap"], res.gaps.loc["800"].to_numpy())
-    ax = res.plot_gaps()
+    ax = present_comp.plot_gaps(res)
     assert ax.get_title()
     _check_shape(res)
 
@@ -159,10 +162,10 @@ def test_compare_designs_and_agreement_text(panel):
     results = {"Controlled ITS": comp.fit_controlled_its("800", "starts", [EVENT], "region", 2012, panel=panel),
                "DiD": comp.fit_did("800", "starts", EVENT, 2012, panel=panel),
                "Synthetic control": comp.fit_synthetic_control("800", "starts", EVENT, 2012, panel=panel)}
-    table = comp.compare_designs(results, "programme")
+    table = present_comp.compare_designs(results, "programme")
     assert list(table["design"]) == list(results)
     assert (table["direction"] == "down").all()
-    text = comp.agreement_text(table, "Simulated LA 800", "Programme", "starts")
+    text = present_comp.agreement_text(table, "Simulated LA 800", "Programme", "starts")
     assert text.startswith("All 3 designs show a clear fall")
 
 
@@ -266,7 +269,7 @@ def test_results_are_deterministic():
     for x, y in zip(first, second):
         pd.testing.assert_frame_equal(x.effects, y.effects)
         pd.testing.assert_frame_equal(x.counterfactual, y.counterfactual)
-        assert x.summary() == y.summary()
+        assert present_comp.summary(x) == present_comp.summary(y)
     pd.testing.assert_frame_equal(first[0].weights, second[0].weights)
     pd.testing.assert_frame_equal(first[0].placebos, second[0].placebos)
 
@@ -274,21 +277,22 @@ def test_results_are_deterministic():
 def test_run_comparisons_side_by_side_and_records(panel):
     comps = comp.run_comparisons("800", ["starts", "cla_31_march"], [EVENT], comparator="region",
                                  start_year=2012, panel=panel, with_its=False)
-    table = comp.side_by_side(comps)
-    assert len(table) == 2 * 4 and set(table["outcome"]) == {comp.MEASURE_LABELS["starts"],
-                                                             comp.MEASURE_LABELS["cla_31_march"]}
-    starts = table[table["outcome"] == comp.MEASURE_LABELS["starts"]]
+    table = present_comp.side_by_side(comps)
+    assert len(table) == 2 * 4 and set(table["outcome"]) == {vocab.measure_label("starts"),
+                                                             vocab.measure_label("cla_31_march")}
+    starts = table[table["outcome"] == vocab.measure_label("starts")]
     assert (starts["reading"] == "clear fall").sum() >= 3
-    assert "Simulated LA 800" in comp.reading(comps["starts"], "Simulated LA 800")
+    assert "Simulated LA 800" in present_comp.reading(comps["starts"], "Simulated LA 800")
     records = comps["starts"].records(analysis="sim", notebook="04_comparisons", la="800")
     assert {r["design"] for r in records} == {"controlled_its", "controlled_its_ratio", "did",
                                               "event_study", "synthetic_control"}
     assert all(r["outcome"] == "starts" for r in records)
-    assert len(comp.controlled_table(comps)) == 2 * 2 * 2
-    weights = comp.weights_table(comps["starts"].synth)
+    assert len(present_comp.controlled_table(comps)) == 2 * 2 * 2
+    weights = present_comp.weights_table(comps["starts"].synth)
     assert abs(sum(float(w) for w in weights["weight"]) - 1) < 0.01
-    with pytest.raises(CareTrendsError, match="design_event"):
-        comp.run_comparisons("800", ["starts"], [EVENT], design_event="nope", panel=panel, with_its=False)
+    with pytest.raises(CareTrendsError, match="unknown primary event 'nope'"):
+        comp.run_comparisons("800", ["starts"], [EVENT], primary_event="nope", panel=panel,
+                             with_its=False)
 
 
 def test_official_panel_stoke_synthetic_control_and_did():
@@ -301,7 +305,7 @@ def test_official_panel_stoke_synthetic_control_and_did():
     event = {"name": "family_matters", "date": "2024-03-01", "effects": ["level"]}
     sc = comp.fit_synthetic_control("Stoke-on-Trent", "starts", event, 2014, panel=official)
     assert sc.unit.la_code == "861" and sc.weights["weight"].sum() == pytest.approx(1.0)
-    breaks = comp.boundary_break_codes(official)
+    breaks = la_panel.boundary_break_codes(official)
     assert {"835", "928", "909", "942"} <= breaks and not breaks & set(sc.weights["la_code"])
     assert len(sc.placebos) == sc.n_donors
     did = comp.fit_did("861", "starts", event, 2014, panel=official)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers import cli, data
-from helpers.core import paths
+from helpers.core import paths, vocab
 from helpers.data import build, reference, sources
 from helpers.core.errors import CareTrendsError
 
@@ -121,7 +121,7 @@ def test_england_31_march_2025(panel):
 
 def test_panel_shape_and_columns(panel):
     assert list(panel.columns) == data.PANEL_COLUMNS
-    assert set(panel["measure"]) == set(data.MEASURES)
+    assert set(panel["measure"]) == set(vocab.MEASURES)  # the vocabulary moved to helpers.core
     assert panel["year"].min() == 2010 and panel["year"].max() == 2025
     assert set(panel["geographic_level"]) == {"National", "Regional", "Local authority"}
     la = panel[panel["geographic_level"].eq("Local authority")]

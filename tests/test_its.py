@@ -16,6 +16,8 @@ from scipy import stats
 from helpers import its
 from helpers.core.errors import CareTrendsError
 from helpers.core.records import COUNTERFACTUAL_COLUMNS, EFFECT_COLUMNS, EffectResult
+from helpers.models import design
+from helpers.present import its as present_its
 
 YEARS = np.arange(2010, 2026)
 # noise-free expected counts fit exactly, which statsmodels flags; harmless here
@@ -57,7 +59,7 @@ def test_contract_columns_and_types():
     assert res.effects[["intervention", "effect"]].values.tolist() == [["fm", "level"],
                                                                         ["fm", "slope"]]
     assert set(res.effects["scale"]) == {"ratio"}
-    assert isinstance(res.summary(), str)
+    assert isinstance(present_its.summary(res), str)
     records = res.to_records(analysis="x", notebook="nb", la="Stoke-on-Trent")
     assert records[0]["design"] == "its" and records[0]["outcome"] == "starts"
     # the DESIGN.md call with time="t" works on an annual frame carrying 'year'
@@ -224,9 +226,9 @@ def test_multiple_interruptions_recovered():
 def test_phase_in_and_lag_terms():
     t = np.arange(2010, 2026, dtype=float)
     ramp = np.clip((t - 2020 + 1) / 3, 0, 1)
-    assert its._level_term(t, its._Event("x", 2020, ("level",), 3, 0, "x"))[9:14].tolist() == (
-        pytest.approx([0, 1 / 3, 2 / 3, 1, 1]))
-    lagged = its._level_term(t, its._Event("x", 2020, ("level",), 0, 2, "x"))
+    ramped = design.level_term(t, design.Interruption("x", 2020, ("level",), 3, 0, "x"))
+    assert ramped[9:14].tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1, 1])
+    lagged = design.level_term(t, design.Interruption("x", 2020, ("level",), 0, 2, "x"))
     assert lagged[10:13].tolist() == [0, 0, 1]
     pop = np.full(len(t), 1e5)
     df = pd.DataFrame({"year": t, "starts": pop * np.exp(-6 + 0.03 * (t - 2010) - 0.3 * ramp),
@@ -234,7 +236,7 @@ def test_phase_in_and_lag_terms():
     res = its.fit_its(df, time="year", interventions={"x": 2020}, effects=("level",),
                       phase_in={"x": 3}, family="poisson")
     assert math.log(res.effects["estimate"].iloc[0]) == pytest.approx(-0.3, abs=1e-7)
-    assert "phased in over 3 years" in res.summary()
+    assert "phased in over 3 years" in present_its.summary(res)
     # the same data read with a step model underestimate the full effect
     step = its.fit_its(df, time="year", interventions={"x": 2020}, effects=("level",),
                        family="poisson")
@@ -281,11 +283,12 @@ def test_impact_per_period_and_cumulative():
     lo, hi = res.effects["ci_low"].iloc[0] - 1, res.effects["ci_high"].iloc[0] - 1
     assert imp["relative_change_low"].iloc[0] == pytest.approx(lo, abs=0.02)
     assert imp["relative_change_high"].iloc[0] == pytest.approx(hi, abs=0.02)
-    assert "seed" in res.impact_method
+    # the method sentence (impact_method) went with the prose; the result keeps its numbers
+    assert (res.impact_seed, res.impact_draws) == (its.IMPACT_SEED, its.IMPACT_DRAWS)
     again = its.fit_its(df, time="year", interventions={"fm": 2022}, effects=("level",),
                         family="quasipoisson")
     pd.testing.assert_frame_equal(imp, again.impact)
-    assert "In the 4 years after fm" in res.summary()
+    assert "In the 4 years after fm" in present_its.summary(res)
 
 
 # --- diagnostics, warnings and the reading ----------------------------------------------------
@@ -295,11 +298,13 @@ def test_diagnostics_and_warnings():
                       effects=("level", "slope"))
     d = res.diagnostics
     for key in ("durbin_watson", "breusch_godfrey", "ljung_box", "acf", "pacf", "dispersion",
-                "points", "warnings"):
+                "points"):
         assert key in d
+    # warnings are words, so they moved from diagnostics to helpers.present.its.warnings
+    assert isinstance(present_its.warnings(res), list)
     assert d["points"].set_index("intervention").loc["early", "before"] == 6
     assert d["points"].set_index("intervention").loc["late", "after"] == 2
-    text = " ".join(res.warnings)
+    text = " ".join(present_its.warnings(res))
     assert "Only 6 years before early" in text
     assert "Only 2 years after late" in text
     assert "parameters from 16 data points" in text
@@ -310,11 +315,11 @@ def test_single_post_year_caveat_and_plot():
     df = annual_counts(seed=9, start=2025)
     res = its.fit_its(df, time="year", interventions={"family_matters": 2025},
                       effects=("level",), titles={"family_matters": "Family Matters"})
-    text = res.summary()
+    text = present_its.summary(res)
     assert "In the year after Family Matters (2024-25), starts were" in text
     assert "single post-event year cannot separate a programme effect from a one-year shock" in text
     assert "Declared impact model: Family Matters: level change from 2024-25." in text
-    ax = res.plot()
+    ax = present_its.plot(res)
     assert isinstance(ax, matplotlib.axes.Axes)
     assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
     matplotlib.pyplot.close(ax.figure)
@@ -325,7 +330,7 @@ def test_missing_counts_are_left_out_with_a_note():
     df.loc[2, "starts"] = np.nan
     res = its.fit_its(df, time="year", interventions={"fm": 2021})
     assert res.diagnostics["n"] == 15
-    assert any("left out (2012)" in w for w in res.warnings)
+    assert any("left out (2012)" in w for w in present_its.warnings(res))
 
 
 # --- refusals ----------------------------------------------------------------------------------
@@ -392,10 +397,13 @@ def test_interventions_from_events_annual_and_monthly():
                                         "family_matters": 170}
     # known only to the month: the first month wholly after it
     fuzzy = its.interventions_from_events(
-        [{"name": "fm", "date": "2024-03", "precision": "month", "phase_in": 6}], "monthly")
+        [{"name": "fm", "date": "2024-03-01", "precision": "month", "phase_in": 6}], "monthly")
     assert fuzzy["interventions"] == {"fm": 171} and fuzzy["phase_in"] == {"fm": 6}
     assert fuzzy["effects"] == {"fm": ("level", "slope")}
-    with pytest.raises(CareTrendsError, match="'name' and a 'date'"):
+    # events are validated by helpers.spec: ISO dates only, so a month is written as its 1st
+    with pytest.raises(CareTrendsError, match="YYYY-MM-DD"):
+        its.interventions_from_events([{"name": "fm", "date": "2024-03", "precision": "month"}])
+    with pytest.raises(CareTrendsError, match="event 'x': date is missing"):
         its.interventions_from_events([{"name": "x"}])
 
 
@@ -410,7 +418,7 @@ def test_events_feed_fit_its():
                                                     "strategies_2020", "strategies_2020",
                                                     "family_matters"]
     assert res.counterfactual_for == "family_matters"
-    assert "Family Matters launched: level change from 2024-25" in res.summary()
+    assert "Family Matters launched: level change from 2024-25" in present_its.summary(res)
 
 
 @exact_fit
@@ -428,8 +436,8 @@ def test_monthly_frame_with_text_month_column_and_plot():
     assert text.frequency == "monthly"
     assert text.params["sin1"] == pytest.approx(0.2, abs=1e-7)
     assert np.allclose(text.params, numeric.params)
-    assert "In the 11 months after fm (Mar 2024 to Jan 2025)" in text.summary()
-    ax = text.plot()
+    assert "In the 11 months after fm (Mar 2024 to Jan 2025)" in present_its.summary(text)
+    ax = present_its.plot(text)
     assert ax.get_xlabel().startswith("Month")
     matplotlib.pyplot.close(ax.figure)
     with pytest.raises(CareTrendsError, match="month of year"):
@@ -444,13 +452,13 @@ def test_annual_series_frame_shape():
     assert its.fit_its(df, outcome="count", interventions={"fm": 2021}).outcome == "starts"
 
 
-def test_fit_many_is_a_lazy_wrapper(monkeypatch):
-    its_batch = pytest.importorskip("helpers.its_batch")
+def test_fit_many_is_the_batch_fit():
+    # its.fit_many used to be a lazy wrapper (to dodge an import cycle); with the layered
+    # package both stable paths re-export the one batch fit of helpers.models.batch.
+    from helpers import its_batch
+    from helpers.models import batch
 
-    calls = []
-    monkeypatch.setattr(its_batch, "fit_many", lambda *a, **k: calls.append((a, k)) or "ok")
-    assert its.fit_many(1, family="poisson") == "ok"
-    assert calls == [((1,), {"family": "poisson"})]
+    assert its.fit_many is its_batch.fit_many is batch.fit_many
 
 
 def test_breusch_godfrey_and_durbin_watson_match_statsmodels():
@@ -479,7 +487,7 @@ def test_stock_outcome_reads_latest_period_not_a_sum():
     res = its.fit_its(df, outcome="cla_31_march", time="year", interventions={"x": 2022},
                       effects=("level",))
     last = res.impact.iloc[-1]
-    text = res.summary()
+    text = present_its.summary(res)
     assert "In 2024-25, the last of 4 years after x, children looked after on 31 March" in text
     assert f"about {abs(last['averted']):,.0f} " in text
 
@@ -498,7 +506,7 @@ def test_interventions_from_reference_events_table():
 
 def test_plot_diagnostics():
     res = its.fit_its(annual_counts(), time="year", interventions={"fm": 2021})
-    axes = res.plot_diagnostics()
+    axes = present_its.plot_diagnostics(res)
     assert len(axes) == 3 and all(ax.get_title() and ax.get_xlabel() for ax in axes)
     matplotlib.pyplot.close(axes[0].figure)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from helpers import its
+from helpers.present import its as present_its
 
 FAMILY_MATTERS = [{"name": "family_matters", "title": "Family Matters launched",
                    "date": "2024-03-01", "effects": ["level"]}]
@@ -29,7 +30,7 @@ def test_stoke_family_matters_level_change(stoke_starts):
     # 2024-25 starts (178) fell well below the 2010-2024 trend (about 300 expected)
     assert 0.4 < level["estimate"] < 0.8
     assert res.diagnostics["points"]["after"].tolist() == [1]
-    text = res.summary()
+    text = present_its.summary(res)
     assert "In the year after Family Matters launched (2024-25), starts were" in text
     assert "95% CI" in text
     assert "single post-event year cannot separate a programme effect from a one-year shock" in text

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from helpers import national
 from helpers.core.errors import CareTrendsError
+from helpers.models import national
+from helpers.present import national as present_national
 
 
 def simulated_panel(n_la: int = 40, seed: int = 11) -> pd.DataFrame:
@@ -101,35 +102,30 @@ def test_user_errors(panel):
 
 def test_plots_have_titles_and_labels(panel):
     funnel = national.funnel_data(panel, measure="starts")
-    ax = national.plot_funnel(funnel, highlight="800")
+    ax = present_national.plot_funnel(funnel, highlight="800")
     assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
     table = national.league_table(panel, event_date="2020-02-01", start_year=2012)
-    ax2 = national.plot_league(table, highlight="800")
+    ax2 = present_national.plot_league(table, highlight="800")
     assert ax2.get_title() and ax2.get_ylabel()
     plt.close("all")
 
 
-def test_choose_event():
-    events = [{"name": "a", "title": "A", "date": "2016-02-01"},
-              {"name": "b", "title": "B", "date": "2020-10-01"},
-              {"name": "c", "title": "C", "date": "2024-03-01"}]
-    assert national.choose_event(events, None, 2025)["name"] == "b"  # 4 years after, c has 1
-    assert national.choose_event(events, "latest", 2025)["date"] is None
-    assert national.choose_event(events, "2016-02-01", 2025)["name"] == "a"
-    assert national.choose_event(events, "2018-05-01", 2025)["name"] == "event"
-    assert national.choose_event([], None, 2025)["name"] == "latest_year"
+def test_batch_family():
+    # (choose_event is gone: notebook 07 compares every LA at the spec's declared primary_event,
+    # tested in test_spec.py; the latest-year view is league_table(event_date="latest").)
     assert national.batch_family("negbin") == "quasipoisson"
+    assert national.batch_family("poisson") == "poisson"
 
 
 def test_reading_view_and_records(panel):
     table = national.league_table(panel, event_date="2020-02-01", start_year=2012)
     latest = national.league_table(panel, event_date="latest", start_year=2012)
     funnel = national.funnel_data(panel, year=2025)
-    view = national.league_view(table, "800", top=3)
+    view = present_national.league_view(table, "800", top=3)
     assert view["local authority"].iloc[0] == "Area 0 (this analysis)"
     assert len(view) == 6
     event = {"name": "ev", "title": "the event", "date": "2020-02-01"}
-    text = national.reading(table, latest, funnel, "800", "Area 0", event)
+    text = present_national.reading(table, latest, funnel, "800", "Area 0", event)
     assert "ranking 1 of 40" in text and "99.8%" in text and "2020-21" in text
     records = national.la_records(table, "800", "ev", "starts", analysis="x", notebook="07", la="A")
     assert {r["effect"] for r in records} == {"level", "slope"}
@@ -139,6 +135,6 @@ def test_reading_view_and_records(panel):
 def test_write_league_table(panel, tmp_path):
     table = national.league_table(panel, event_date="2020-02-01", start_year=2012)
     path = tmp_path / "league.csv"
-    national.write_league_table(table, path)
+    present_national.write_league_table(table, path)
     back = pd.read_csv(path, dtype={"la_code": str})
     assert len(back) == len(table) and not (tmp_path / "league.csv.tmp").exists()

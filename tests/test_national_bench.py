@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import bench, cli
+from helpers import cli
+from helpers.cli import bench as cli_bench
+from helpers.run import bench
 
 
 def test_slsqp_baseline_agrees_with_synth_weights():
@@ -37,4 +39,4 @@ def test_table_and_cli():
     text = bench.format_table(results)
     assert "fit_many (447 series)" in text and "35x" in text and "peak 900 MB" in text
     args = cli.build_parser().parse_args(["bench", "--skip-run", "--repeats", "2"])
-    assert args.skip_run and args.repeats == 2 and args.handler is bench._cmd_bench
+    assert args.skip_run and args.repeats == 2 and args.handler is cli_bench._cmd_bench

@@ -1,5 +1,6 @@
-"""helpers.report runner: one shared pool across analyses, the --all-las default template and
-SSDA903 parameters accepted as load_903 accepts them.
+"""The runner (helpers.run.runner): one shared pool across analyses, the --all-las default
+template (helpers.run.national) and SSDA903 parameters accepted by helpers.spec as load_903
+accepts them.
 
 Tiny notebooks written to tmp_path (as tests/test_report.py), so a run takes seconds."""
 
@@ -11,8 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import cli, report
+from helpers import cli
+from helpers import spec as specs
 from helpers.core.errors import CareTrendsError
+from helpers.run import executors, national, publish, runner
 from test_report import ALPHA, STOKE, SUMMARY, write_notebook
 
 # Fails for one analysis only (its `la`), so two analyses share the same notebooks.
@@ -21,10 +24,12 @@ FAILS_FOR_STAFFORDSHIRE = '''
 # # Sometimes broken
 
 # %% tags=["parameters"]
-la = "Stoke-on-Trent"
+analysis = "x"
+overrides = {}
 
 # %%
-x = 1
+from helpers import spec as specs
+la = specs.load_analysis(analysis, overrides).la_name
 
 # %%
 if la == "Staffordshire":
@@ -42,9 +47,16 @@ def notebook_dir(tmp_path) -> Path:
     return folder
 
 
-def write_analysis(tmp_path: Path, name: str, la: str) -> Path:
+# Staffordshire's own event: helpers.spec refuses an event data/reference/events.csv gives to
+# another LA (STOKE's events are Stoke-on-Trent's).
+STAFFORDSHIRE_EVENTS = [{"name": "staffordshire_plan_2019", "title": "Plan",
+                         "date": "2019-11-22", "effects": ["level", "slope"]}]
+
+
+def write_analysis(tmp_path: Path, name: str, la: str, **changes) -> Path:
     path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({**STOKE, "analysis": name, "la": la}, sort_keys=False))
+    path.write_text(yaml.safe_dump({**STOKE, "analysis": name, "la": la, **changes},
+                                   sort_keys=False))
     return path
 
 
@@ -61,7 +73,8 @@ def test_failing_analysis_keeps_its_reports_and_the_other_publishes(tmp_path, no
                                                                       capsys):
     reports = tmp_path / "reports"
     good, bad = previous_reports(reports, "good"), previous_reports(reports, "bad")
-    code = cli.main(["run", str(write_analysis(tmp_path, "bad", "Staffordshire")),
+    code = cli.main(["run", str(write_analysis(tmp_path, "bad", "Staffordshire",
+                                               events=STAFFORDSHIRE_EVENTS)),
                      str(write_analysis(tmp_path, "good", "Stoke-on-Trent")),
                      "--notebooks-dir", str(notebook_dir), "--reports-dir", str(reports),
                      "--workers", "2", "--no-progress"])
@@ -86,9 +99,9 @@ def test_failing_analysis_keeps_its_reports_and_the_other_publishes(tmp_path, no
 
 def test_run_analyses_serial_publishes_each_analysis(tmp_path, notebook_dir):
     reports = tmp_path / "reports"
-    plans = [report.validate_params({**STOKE, "analysis": name, "notebooks": ["01", "09"]})
+    plans = [specs.validate({**STOKE, "analysis": name, "notebooks": ["01", "09"]})
              for name in ("one", "two")]
-    results = report.run_analyses(plans, reports, notebook_dir=notebook_dir, workers=1,
+    results = runner.run_analyses(plans, reports, notebook_dir=notebook_dir, workers=1,
                                   progress=False)
     assert sorted(results) == ["one", "two"]
     for name, manifest in results.items():
@@ -102,17 +115,18 @@ def test_longest_notebooks_start_first(tmp_path, monkeypatch, notebook_dir):
                           ("two", {"01_alpha": 5, "02_sometimes": 1})):
         folder = reports / name
         folder.mkdir(parents=True)
-        (folder / report.MANIFEST).write_text(json.dumps(
+        (folder / publish.MANIFEST).write_text(json.dumps(
             {"notebooks": [{"stem": s, "seconds": v} for s, v in seconds.items()]}))
     started = []
 
-    def fake_execute(input_path, work_dir, parameters, timeout, header):
-        started.append((header["analysis"], Path(input_path).stem))
-        return {"stem": Path(input_path).stem, "ok": True, "title": "", "headline": ""}
+    def fake_execute(job):
+        started.append((job.header["analysis"], job.stem))
+        return {"stem": job.stem, "ok": True, "title": "", "headline": "", "files": {}}
 
-    monkeypatch.setattr(report, "_execute_one", fake_execute)
-    plans = [{**STOKE, "analysis": name} for name in ("one", "two")]
-    report.run_analyses(plans, reports, notebook_dir=notebook_dir, workers=1, progress=False)
+    # one worker runs each job in this process, through the pool's `execute`
+    monkeypatch.setattr(executors, "execute", fake_execute)
+    plans = [specs.validate({**STOKE, "analysis": name}) for name in ("one", "two")]
+    runner.run_analyses(plans, reports, notebook_dir=notebook_dir, workers=1, progress=False)
     assert started[:4] == [("one", "02_sometimes"), ("two", "01_alpha"), ("one", "01_alpha"),
                            ("two", "02_sometimes")]
     assert {a for a, stem in started[4:]} == {"one", "two"} and {s for _, s in started[4:]} == {
@@ -121,27 +135,23 @@ def test_longest_notebooks_start_first(tmp_path, monkeypatch, notebook_dir):
 
 # ------------------------------------------------------------------------------ --all-las
 def test_all_las_without_a_name_uses_the_all_las_template(monkeypatch, tmp_path):
-    import sys
-    import types
-
-    import helpers
-
     calls = {}
-    fake = types.ModuleType("helpers.scaleout")
+    real_run_all_las = national.run_all_las
 
-    def run_all_las(template=None, out_dir=None, *, scheduler=None, timeout=None):
-        calls.update(template=template)
+    def run_all_las(template=None, out_dir=None, *, only=None, **kwargs):
+        calls.update(template=template, only=only)
         return [{"la": "x", "ok": True}]
 
-    fake.run_all_las = run_all_las
-    monkeypatch.setitem(sys.modules, "helpers.scaleout", fake)
-    monkeypatch.setattr(helpers, "scaleout", fake, raising=False)
+    monkeypatch.setattr(national, "run_all_las", run_all_las)
     code = cli.main(["run", "--all-las", "--only", "01", "--reports-dir", str(tmp_path)])
     assert code == 0
-    expected = report.load_analysis(report.all_las_template())
-    assert report.all_las_template().name == "all-las.yaml"
-    assert calls["template"] == {**expected, "notebooks": ["01"]}
-    assert calls["template"]["la"] == "{la}"  # the template, not the first analysis' LA
+    # no analysis named: run_all_las gets no template and falls back to templates/all-las.yaml;
+    # --only restricts the notebooks of every LA
+    assert calls["template"] is None and calls["only"] == ["01"]
+    assert real_run_all_las.__kwdefaults__["only"] is None
+    assert specs.analysis_path(specs.ALL_LAS_TEMPLATE).name == "all-las.yaml"
+    ok, failed = national.specs_for(None, las=["Barnsley"])
+    assert not failed and ok[0].la_name == "Barnsley"  # the template, not the first analysis' LA
 
 
 # ------------------------------------------------------------------------------ SSDA903 paths
@@ -160,8 +170,8 @@ def test_ssda903_parameters_accept_what_load_903_accepts(tmp_path, extract_files
     episodes = str((tmp_path / "episodes_2024.csv").resolve())
     for header in ("header_*.csv", "header_2023.csv, header_2024.csv",
                    ["header_2023.csv", str(tmp_path / "header_2024.csv")]):
-        checked = report.validate_params({**STOKE, "ssda903_header": header,
-                                          "ssda903_episodes": "episodes_2024.csv"})
+        checked = specs.validate({**STOKE, "ssda903_header": header,
+                                  "ssda903_episodes": "episodes_2024.csv"}).to_parameters()
         assert checked["ssda903_header"] == two_headers
         assert checked["ssda903_episodes"] == episodes  # a single path stays a string, absolute
 
@@ -176,5 +186,5 @@ def test_missing_ssda903_file_gives_one_clear_line(tmp_path, extract_files, monk
                                                    message):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CareTrendsError, match=message) as info:
-        report.validate_params({**STOKE, "ssda903_header": value})
+        specs.validate({**STOKE, "ssda903_header": value})
     assert "\n" not in str(info.value) and str(info.value).startswith("analysis ")

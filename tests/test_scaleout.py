@@ -7,8 +7,10 @@ import json
 
 import nbformat
 import pytest
+import yaml
 
-from helpers import scaleout
+from helpers import spec as specs
+from helpers.run import national
 
 TEMPLATE = {
     "title": "{la}: tiny check",
@@ -19,17 +21,27 @@ TEMPLATE = {
 }
 
 
+def template_file(folder, template=TEMPLATE):
+    """The template as a YAML file (run_all_las reads a template name or path)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tiny-all-las.yaml"
+    path.write_text(yaml.safe_dump(template, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def tiny_notebooks(folder):
-    """One short notebook that reads the LA's published starts and saves one record."""
+    """One short notebook that reads the LA's published starts and saves one record. Like the
+    real notebooks, its parameters are the analysis name and the spec the runner passes."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell('analysis = "x"\nla = "Stoke-on-Trent"\nresults_path = None')
+    params = nbformat.v4.new_code_cell('analysis = "x"\noverrides = {}\nresults_path = None')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
         nbformat.v4.new_markdown_cell("# Tiny\n\nOne number per LA."),
         params,
         nbformat.v4.new_code_cell(
-            "from helpers import data\nfrom helpers.core import records as results\n"
+            "from helpers import data, spec as specs\nfrom helpers.core import records as results\n"
+            "la = specs.load_analysis(analysis, overrides).la_name\n"
             "s = data.annual_series(la, 'starts')\n"
             "value = float(s['count'].dropna().iloc[-1])\n"
             "if results_path:\n"
@@ -45,18 +57,18 @@ def tiny_notebooks(folder):
 
 
 def test_params_for_fills_placeholders():
-    params = scaleout.params_for(TEMPLATE, "861", "Stoke-on-Trent")
+    params = specs.fill_template(TEMPLATE, "861")
     assert params["analysis"] == "stoke-on-trent"
     assert params["la"] == "Stoke-on-Trent"
     assert params["title"] == "Stoke-on-Trent: tiny check"
     assert TEMPLATE["la"] == "{la}"  # template untouched
-    assert scaleout.slugify("Bristol, City of") == "bristol-city-of"
+    assert specs.slugify("Bristol, City of") == "bristol-city-of"
 
 
 def test_default_template_and_eligible_las():
-    template = scaleout.load_template()
+    template = specs.read_yaml(specs.analysis_path(specs.ALL_LAS_TEMPLATE))
     assert template["la"] == "{la}" and template.get("notebooks")
-    las = scaleout.eligible_las(2014)
+    las = national.eligible_las(2014)
     codes = [code for code, _ in las]
     assert "861" in codes and len(las) > 100
     assert "420" not in codes  # Isles of Scilly: suppressed counts
@@ -70,8 +82,8 @@ def test_run_all_las_on_local_two_worker_dask_cluster(tmp_path):
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        host="127.0.0.1", dashboard_address=None)
     try:
-        summary = scaleout.run_all_las(
-            TEMPLATE, out, las=["Stoke-on-Trent", "Staffordshire", "Derby"],
+        summary = national.run_all_las(
+            template_file(tmp_path), out, las=["Stoke-on-Trent", "Staffordshire", "Derby"],
             scheduler=cluster.scheduler_address, notebook_dir=notebooks, timeout=120,
             progress=False)
         with distributed.Client(cluster) as client:
@@ -95,7 +107,8 @@ def test_run_all_las_on_local_two_worker_dask_cluster(tmp_path):
 def test_one_bad_la_does_not_stop_the_others(tmp_path):
     notebooks = tiny_notebooks(tmp_path / "notebooks")
     bad = dict(TEMPLATE, start_year=1990)  # outside the data: that LA fails validation
-    summary = scaleout.run_all_las(bad, tmp_path / "reports", las=["Stoke-on-Trent"],
+    summary = national.run_all_las(template_file(tmp_path, bad), tmp_path / "reports",
+                                   las=["Stoke-on-Trent"],
                                    notebook_dir=notebooks, workers=1, progress=False)
     assert not summary[0]["ok"] and "start_year" in summary[0]["error"]
 
@@ -103,7 +116,8 @@ def test_one_bad_la_does_not_stop_the_others(tmp_path):
 @pytest.mark.slow
 def test_run_all_las_with_local_processes(tmp_path):
     notebooks = tiny_notebooks(tmp_path / "notebooks")
-    summary = scaleout.run_all_las(TEMPLATE, tmp_path / "reports", las=["861", "Derby"],
+    summary = national.run_all_las(template_file(tmp_path), tmp_path / "reports",
+                                   las=["861", "Derby"],
                                    notebook_dir=notebooks, workers=2, timeout=120, progress=False)
     assert [s["analysis"] for s in summary] == ["derby", "stoke-on-trent"]
     assert all(s["ok"] for s in summary), summary

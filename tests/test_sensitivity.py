@@ -11,8 +11,10 @@ import pytest
 import statsmodels.api as sm
 
 from helpers import its, sensitivity
+from helpers.checks import headline
 from helpers.core import records as results
 from helpers.core.errors import CareTrendsError
+from helpers.present import checks as present_checks
 
 EVENTS = [
     {"name": "inadequate_2019", "title": "Ofsted judged services inadequate",
@@ -91,7 +93,7 @@ def test_detect_breaks_result_table_and_errors():
 def test_breaks_vs_events():
     table = sensitivity.breaks_vs_events([2016, 2021], {"a": 2020, "b": 2025})
     assert list(table["coincides"]) == [True, False]
-    assert "a" in sensitivity.breaks_reading([2016, 2021], table)
+    assert "a" in present_checks.breaks_reading([2016, 2021], table)
 
 
 # ---------------------------------------------------------------------------------- power
@@ -193,8 +195,8 @@ def test_calibration_table_no_effect_quasipoisson_is_calibrated_poisson_is_not()
     pd.testing.assert_frame_equal(table, again)
     defaults = sensitivity.recommend_defaults(table)
     assert defaults["annual"] == "quasipoisson"
-    assert "n_sim" in sensitivity.calibration_summary(table).columns
-    assert "recommended" in sensitivity.calibration_reading(table, defaults)
+    assert "n_sim" in present_checks.calibration_summary(table).columns
+    assert "recommended" in present_checks.calibration_reading(table, defaults)
 
 
 # ------------------------------------------------------------- placebo and specification curve
@@ -206,15 +208,18 @@ def test_placebo_real_drop_is_larger_than_every_placebo():
     assert row["n_placebo"] >= 5
     assert row["n_smaller"] == row["n_placebo"]
     assert row["rank_p"] == pytest.approx(1 / (1 + row["n_placebo"]))
-    assert "placebo" in pl.summary()
-    assert pl.plot() is not None
+    assert "placebo" in present_checks.placebo_summary(pl)
+    assert present_checks.plot_placebo(pl) is not None
 
 
 def test_launch_times_follow_the_window():
-    assert sensitivity.launch_times(EVENTS[2]) == [2025, 2026]
+    # helpers.spec.Event: a date without a precision is known to the day; 'approx' is +-3 months
+    assert sensitivity.launch_times(EVENTS[2]) == [2025]
+    assert sensitivity.launch_times({**EVENTS[2], "precision": "approx"}) == [2025, 2026]
     staffs = {"name": "reduction_plan_2019", "date": "2019-11-22", "effects": ["level", "slope"]}
-    assert sensitivity.launch_times(staffs) == [2020, 2021]
+    assert sensitivity.launch_times({**staffs, "precision": "approx"}) == [2020, 2021]
     # Known to the day: 22 Nov leaves under six months of reporting year 2020 -> 2021 either way.
+    assert sensitivity.launch_times(staffs) == [2021]
     assert sensitivity.launch_times({**staffs, "precision": "day"}) == [2021]
     assert sensitivity.launch_times({**staffs, "precision": "year"}) == [2020, 2021]
     with pytest.raises(CareTrendsError, match="precision"):
@@ -230,22 +235,24 @@ def test_specification_curve_and_headline_records(tmp_path):
     assert stats["n_specs"] == len(spec.table) == 2 * 1 * 2 * 2 * 2  # start x launch x fam x covid x scale
     assert spec.table["is_default"].sum() == 1
     assert stats["share_negative"] == 1.0
-    assert spec.plot() is not None
-    head = sensitivity.headline(spec, None, None, 12, event="family_matters")
+    assert present_checks.plot_speccurve(spec) is not None
+    # the headline's numbers come from helpers.checks.headline, its words from helpers.present
+    head = headline.summarise(spec, None, None, 12, event="family_matters")
+    head["text"] = present_checks.headline_text(head)
     assert "12 months" in head["text"] and head["n_specs"] == stats["n_specs"]
     path = tmp_path / "06_sensitivity.json"
-    records = sensitivity.to_records(spec=spec, head=head, outcome="starts", analysis="x",
-                                     notebook="06_sensitivity", la="Somewhere")
+    records = headline.records(spec=spec, head=head, outcome="starts", analysis="x",
+                               notebook="06_sensitivity", la="Somewhere")
     results.save_records(records, path)
-    saved = sensitivity.save_headline(head, path)
+    saved = results.save_extra(head, path, "headline")
     assert saved.name == "06_sensitivity.headline.json"
     assert json.loads(saved.read_text())["months_to_detect"] == 12
     loaded = results.load_records(path)
     assert set(loaded["design"]) == {"specification_curve", "sensitivity_headline", "power_months"}
     months = loaded[loaded["effect"] == "months_to_detect"]["estimate"].iloc[0]
     assert months == 12
-    assert sensitivity.load_headline(tmp_path)["months_to_detect"] == 12
-    assert sensitivity.load_headline(tmp_path / "nowhere") is None
+    assert results.load_extra(tmp_path, "06_sensitivity", "headline")["months_to_detect"] == 12
+    assert results.load_extra(tmp_path / "nowhere", "06_sensitivity", "headline") is None
 
 
 def test_placebo_with_ols_reports_percent_of_counterfactual():

@@ -24,13 +24,17 @@ def test_monthly_notebook_prints_no_child_ids_or_dobs(tmp_path):
     executed = tmp_path / "05_monthly.ipynb"
     records = tmp_path / "records.json"
     pm.execute_notebook(str(paths.notebooks_dir() / "05_monthly.ipynb"), str(executed),
-                        parameters={"ssda903_header": str(header), "ssda903_episodes": str(episodes),
+                        # the notebook reads its files from the analysis spec (overrides)
+                        parameters={"overrides": {"ssda903_header": str(header),
+                                                  "ssda903_episodes": str(episodes)},
                                     "results_path": str(records)},
                         cwd=str(paths.notebooks_dir()), progress_bar=False, log_output=False)
     nb = nbformat.read(executed, as_version=4)
     html, _ = HTMLExporter().from_notebook_node(nb)
     texts = {"notebook": executed.read_text(), "html": html, "records": records.read_text()}
     assert "SYNTHETIC" in texts["html"]
+    # it read these files, not its own stand-in (which would make the leak check below vacuous)
+    assert f"{len(result.episodes):,} usable episodes" in texts["html"]
     assert json.loads(texts["records"]) and {r["notebook"] for r in json.loads(texts["records"])} == {"05_monthly"}
 
     ids = set(result.header["CHILD"])

@@ -1,12 +1,9 @@
 """care-trends: did a council's programme change the trend of children entering care?
 
-Submodules (import the ones you need):
-    data         the tidy official panel (LA x reporting year x measure) and reference data
-    its          interrupted-time-series engine (segmented count models)
-    comparative  controlled ITS, difference-in-differences, synthetic control
-    sensitivity  placebo-in-time, specification curve, structural breaks, power
-    ssda903      a council's own SSDA903 episode files -> monthly series; synthetic stand-in
-    report       papermill runner and HTML publishing
+The package is layered (ARCHITECTURE.md): core -> data, ssda903 -> spec -> models -> checks ->
+present -> run -> cli. Stable entry points for scripts (DESIGN.md): `helpers.data`,
+`helpers.spec`, `helpers.its`, `helpers.its_batch`, `helpers.comparative`,
+`helpers.sensitivity`, and the `care-trends` command.
 """
 
 __version__ = "0.1.0"

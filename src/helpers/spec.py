@@ -292,6 +292,15 @@ class Analysis(_Strict):
                              + " (or a list of LA names or codes)")
         return value
 
+    @field_validator("ssda903_header", "ssda903_episodes", mode="before")
+    @classmethod
+    def _paths(cls, value):
+        if value is None or isinstance(value, str) or (
+                isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
+            return value
+        raise ValueError("must be a path, a pattern or a list of paths to your SSDA903 extract "
+                         "(or empty for the synthetic stand-in)")
+
     @field_validator("events")
     @classmethod
     def _unique_events(cls, value):
@@ -569,6 +578,8 @@ def _one_line(exc: ValidationError, root=None) -> str:
                    if "events" in loc else "must be lower-case letters, digits, '-', '_' or '.'")
     if err["type"] == "too_short" and loc and loc[-1] == "events":
         message = "no events declared; list at least one {name, title, date, effects}"
+    if where and message.startswith("must "):
+        return f"{where} {message}"
     return f"{where}: {message}" if where else message
 
 

@@ -32,6 +32,8 @@ def atomic_write_text(path, text: str, encoding: str = "utf-8") -> Path:
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-def atomic_write_json(path, value, *, indent: int = 1) -> Path:
-    """JSON with sorted keys, so reruns give byte-identical files."""
-    return atomic_write_text(path, json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False) + "\n")
+def atomic_write_json(path, value, *, indent: int = 1, sort_keys: bool = True) -> Path:
+    """JSON, keys sorted unless the caller's order is the meaning (records keep
+    RECORD_COLUMNS order), so reruns give byte-identical files."""
+    text = json.dumps(value, indent=indent, sort_keys=sort_keys, ensure_ascii=False)
+    return atomic_write_text(path, text + "\n")

@@ -76,7 +76,7 @@ def clean_number(value, digits: int = 6):
 
 def save_records(records: list[dict], path) -> None:
     """Write one notebook's (or one analysis') records atomically."""
-    atomic_write_json(path, records)
+    atomic_write_json(path, records, sort_keys=False)
 
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.core import paths, vocab
+from helpers.core.vocab import MEASURES
 from helpers.core.errors import CareTrendsError
 from helpers.core.io import atomic_write_text
 from helpers.data import build as _build
@@ -40,7 +41,7 @@ from helpers.data.reference import (
 )
 
 __all__ = [
-    "PANEL_COLUMNS", "PANEL_FILE", "LARecord",
+    "MEASURES", "PANEL_COLUMNS", "PANEL_FILE", "LARecord",
     "load_panel", "panel_path", "annual_series", "resolve_la", "list_las", "boundary_breaks",
     "build_panel", "build_reference", "import_edition", "check_raw_files", "edition",
     "statistical_neighbours", "statistical_neighbours_table", "load_events", "council_reported",

@@ -75,6 +75,15 @@ def impact_model_text(res) -> str:
     return "Declared impact model: " + "; ".join(parts) + "."
 
 
+def impact_method_text(res) -> str:
+    """How the impact intervals were computed."""
+    law = (f"multivariate t, df={res.df_resid}" if res.interval == "t"
+           else "multivariate normal")
+    return (f"Intervals from {res.impact_draws} draws of the coefficients from their estimated "
+            f"covariance ({law}, seed {res.impact_seed}); point estimates at the fitted "
+            "coefficients.")
+
+
 def effects_table(res, digits: int = 2) -> pd.DataFrame:
     """The effects as a readable table (titles, rounded interval text)."""
     rows = []
@@ -247,13 +256,18 @@ def plot_diagnostics(res, axes=None):
 
 
 
-def plot(res, ax=None, *, title=None, ylabel=None, synthetic=None):
-    """Observed points, fitted segments, the counterfactual with its band, and the events."""
+def plot(res, ax=None, *, title=None, ylabel=None, synthetic=None, observed=None):
+    """Observed points, fitted segments, the counterfactual with its band, and the events.
+
+    `observed`: the values to draw as observed points, one per fitted period (NaN = not shown),
+    instead of the exact counts: for episode data, the small-count-safe numbers of
+    `helpers.ssda903.chart_counts`."""
     if ax is None:
         _, ax = plt.subplots()
     cf = res.counterfactual
-    ax.scatter(cf["time"], cf["observed"], color=charts.PALETTE["observed"], s=22,
-               zorder=3, label="observed")
+    points = cf["observed"] if observed is None else np.asarray(observed, float)
+    ax.scatter(cf["time"], points, color=charts.PALETTE["observed"], s=22,
+               zorder=3, label="observed" if observed is None else "observed (small counts hidden)")
     cuts = sorted({ev.start for ev in res.events})
     edges = [-np.inf] + cuts + [np.inf]
     for i in range(len(edges) - 1):

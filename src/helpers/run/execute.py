@@ -71,6 +71,8 @@ def execute(job: NotebookJob) -> dict:
             text = str(exc).strip().splitlines()
             outcome.update(ok=False, cell=None, ename=type(exc).__name__,
                            evalue=text[0] if text else "")
+        if not outcome["ok"] and output.exists():  # kept under .failed/ for inspection
+            outcome["files"][output.name] = output.read_bytes()
         if outcome["ok"]:
             strip_run_metadata(output)
             outcome.update(render_html(output, output.with_suffix(".html"), job.header))

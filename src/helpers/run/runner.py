@@ -189,6 +189,7 @@ def schedule(runs: list[AnalysisRun], pool, *, timeout: float, progress: bool,
         if run.error is not None:
             return
         if not outcome["ok"]:
+            run.store(outcome)  # the partly-run notebook, for .failed/
             run.error = outcome
             ready[:] = [item for item in ready if item[0] is not run]
             return
@@ -329,7 +330,7 @@ def finish(work: Path, spec: Analysis, notebooks: list[Path], outcomes: dict,
     records = merge_records(work / RESULTS_FOLDER, order)
     for record in records:
         record["analysis"] = record["analysis"] or spec.analysis
-    atomic_write_json(work / "results.json", records)
+    atomic_write_json(work / "results.json", records, sort_keys=False)
     shutil.rmtree(work / RESULTS_FOLDER, ignore_errors=True)
     manifest = {
         "analysis": spec.analysis,
