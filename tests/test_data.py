@@ -122,11 +122,7 @@ def test_england_31_march_2025(panel):
 def test_panel_shape_and_columns(panel):
     assert list(panel.columns) == data.PANEL_COLUMNS
     assert set(panel["measure"]) == set(data.MEASURES)
-    # The looked-after series run 2010-2025; the workforce year to 30 September 2025 sits in
-    # reporting year 2026 (pathway measures, issue 15).
-    looked_after = panel[panel["measure"].isin(data.LOOKED_AFTER_MEASURES)]
-    assert looked_after["year"].min() == 2010 and looked_after["year"].max() == 2025
-    assert panel["year"].min() == 2010 and panel["year"].max() <= 2026
+    assert panel["year"].min() == 2010 and panel["year"].max() == 2025
     assert set(panel["geographic_level"]) == {"National", "Regional", "Local authority"}
     la = panel[panel["geographic_level"].eq("Local authority")]
     assert la["la_code"].str.fullmatch(r"\d{3}").all()

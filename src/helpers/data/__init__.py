@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,7 +31,6 @@ from helpers.core import paths
 from helpers.core.errors import CareTrendsError
 from helpers.data import breakdown as _breakdown
 from helpers.data import build as _build
-from helpers.data import fetch as _fetch
 from helpers.data import importer as _importer
 from helpers.data import sources as _sources
 from helpers.data.build import LOOKED_AFTER_MEASURES, MEASURES, PANEL_COLUMNS, read_ees_edition  # noqa: F401
@@ -236,6 +234,10 @@ def boundary_breaks(panel: pd.DataFrame | None = None) -> pd.DataFrame:
     'successor' starts), boundary_year (first reporting year of the new geography),
     last_year_before, predecessors, successors, boundary_change (description)."""
     panel = load_panel() if panel is None else panel
+    # From the looked-after series, as the panel's boundary_* columns are (the workforce year
+    # to 30 September lists a new authority half a year before its first reporting year).
+    if panel["measure"].isin(LOOKED_AFTER_MEASURES).any():
+        panel = panel[panel["measure"].isin(LOOKED_AFTER_MEASURES)]
     keyed = panel.assign(key=panel["la_code"].fillna(panel["new_la_code"]))
     return _build.detect_boundary_changes(keyed)
 
@@ -357,7 +359,8 @@ def _cmd_import(args) -> int:
 
 
 def _cmd_fetch(args) -> int:
-    result = fetch_raw_files(args.raw_dir, only=args.only or None, force=args.force)
+    result = fetch_raw_files(args.raw_dir, only=args.only or None, force=args.force,
+                             include_unlisted=args.all)
     print(result.summary())
     return 0 if result.ok else 1
 
@@ -392,6 +395,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--raw-dir", help="folder to download into (default $CARE_TRENDS_RAW_DIR or data/raw/)")
     p.add_argument("--only", action="append", help="fetch only files whose path contains this (repeatable)")
     p.add_argument("--force", action="store_true", help="download even files already present and correct")
+    p.add_argument("--all", action="store_true",
+                   help="also fetch snapshot files the build does not read (not in the manifest, unchecked)")
     p.set_defaults(handler=_cmd_fetch)
     p = sub.add_parser("check", help="verify raw files against data/raw_manifest.sha256")
     p.add_argument("--raw-dir", help="folder of official raw files")

@@ -576,7 +576,7 @@ def provenance(raw_dir_checksums: dict[str, str], imports: dict[str, str], panel
             "populations": "EES edition of the count, else older EES edition, else ONS mid-(Y-1), "
                            "else mid-2009 from SFR27/2010, else interpolated/carried",
             "pathway": "helpers.data.pathway: DfE Children in need (c1, b1, d3, d5), Children's social "
-                       "work workforce (csww, workforce year Y filed as reporting year Y+1), LAIT "
+                       "work workforce (csww; its year is the workforce year to 30 September), LAIT "
                        "rates 2016+ and section 251 spend; newest edition per year; see 'measures'",
             "licence": "Open Government Licence v3.0; cite Department for Education, Children looked "
                        "after in England including adoptions, and ONS mid-year population estimates",

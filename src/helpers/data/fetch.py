@@ -55,11 +55,13 @@ class FetchResult:
 
 def fetch_raw_files(raw_dir=None, *, source_files=None, manifest: dict[str, str] | None = None,
                     opener: Callable | None = None, only=None, force: bool = False,
-                    timeout: float = 120.0) -> FetchResult:
-    """Download every file of `source_files` (default SOURCE_FILES) that has a URL into raw_dir,
-    keeping it only if it matches `manifest` (default data/raw_manifest.sha256). `opener(url,
-    timeout)` returns a readable response (default urllib); `only` keeps files whose path contains
-    one of the given strings; files already present and correct are skipped unless `force`."""
+                    include_unlisted: bool = False, timeout: float = 120.0) -> FetchResult:
+    """Download every file of `source_files` (default SOURCE_FILES) that the manifest (default
+    data/raw_manifest.sha256) lists and that has a URL into raw_dir, keeping it only if it matches
+    its checksum. `include_unlisted` also fetches the snapshot's other files (metadata, workbooks
+    the build does not read), which cannot be checked. `opener(url, timeout)` returns a readable
+    response (default urllib); `only` keeps files whose path contains one of the given strings;
+    files already present and correct are skipped unless `force`."""
     raw = paths.raw_dir(raw_dir)
     source_files = _sources.SOURCE_FILES if source_files is None else source_files
     manifest = _sources.read_manifest() if manifest is None else manifest
@@ -67,6 +69,8 @@ def fetch_raw_files(raw_dir=None, *, source_files=None, manifest: dict[str, str]
     if only:
         only = [only] if isinstance(only, str) else list(only)
         source_files = [f for f in source_files if any(o in f.relpath for o in only)]
+    if not include_unlisted:
+        source_files = [f for f in source_files if f.relpath in manifest]
     result = FetchResult(raw_dir=raw)
     for source in source_files:
         target = raw / source.relpath

@@ -47,10 +47,11 @@ def import_files(directory: Path | None) -> list[Path]:
     return sorted(directory.glob("*.csv")) if directory.is_dir() else []
 
 
-def latest_complete_year(today: _dt.date | None = None) -> int:
-    """The newest reporting year that has ended (years end on 31 March)."""
+def latest_complete_year(today: _dt.date | None = None, period_end: tuple[int, int] = (3, 31)) -> int:
+    """The newest year that has ended by `today`: reporting years end on 31 March (workforce
+    years on 30 September)."""
     today = today or _dt.date.today()
-    return today.year if today >= _dt.date(today.year, 4, 1) else today.year - 1
+    return today.year if today > _dt.date(today.year, *period_end) else today.year - 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -93,17 +94,17 @@ def _check_values(path: Path, df: pd.DataFrame, column: str, kind: str) -> None:
                     f"{_row(df, number > 10_000)}")
 
 
-def _check_frame(path: Path, df: pd.DataFrame, today: _dt.date | None, year_offset: int,
+def _check_frame(path: Path, df: pd.DataFrame, today: _dt.date | None, period_end: tuple[int, int],
                  extra_keys: list[str]) -> None:
-    latest = latest_complete_year(today) - year_offset
+    latest = latest_complete_year(today, period_end)
     years = pd.to_numeric(df["time_period"].str.strip(), errors="coerce")
     bad = years.isna() | (years != years.round())
     if bad.any():
         _fail(path, f"time_period must be a year such as 2026; found {df.loc[bad, 'time_period'].iloc[0]!r} "
                     f"on {_row(df, bad)}")
     if (years > latest).any():
-        _fail(path, f"time_period {int(years.max())} is in the future: the newest reporting year that has "
-                    f"ended is {latest + year_offset}; check the file is not mislabelled")
+        _fail(path, f"time_period {int(years.max())} has not ended yet: the newest year that has ended "
+                    f"is {latest}; check the file is not mislabelled")
     if (years < 2000).any():
         _fail(path, f"time_period {int(years.min())} is before 2000; this is not an EES edition")
     levels = set(df["geographic_level"])
@@ -162,14 +163,14 @@ def validate_edition(path: Path, today: _dt.date | None = None) -> tuple[str, pd
         build.read_ees_edition(path)            # structure, population_type labels, codes
         df = pathway.read_csc_frame(path)
         type_col = "population_type" if "population_type" in columns else "population_count"
-        _check_frame(path, df, today, 0, [type_col])
+        _check_frame(path, df, today, (3, 31), [type_col])
         for column, kind in _CLA_VALUES.items():
             if column in df.columns:
                 _check_values(path, df, column, "children" if kind == "count" else kind)
         return dataset, df
     spec = pathway.DATASETS_BY_KEY[dataset]
     df = pathway.read_csc_frame(path)
-    _check_frame(path, df, today, spec.year_offset, [])
+    _check_frame(path, df, today, spec.period_end, [])
     for value in spec.values:
         _check_values(path, df, value.column, value.unit)
     return dataset, df

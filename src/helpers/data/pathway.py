@@ -5,10 +5,11 @@ Sources (all Crown copyright, OGL v3):
 - DfE *Children in need* (EES data files c1, b1, d3, d5, reporting years 2013 onwards): referrals,
   re-referrals, children in need starting / on 31 March, child protection plans starting / on
   31 March / second or subsequent.
-- DfE *Children's social work workforce* (EES `csww_indicators`): turnover and agency rates. Its
-  year is the workforce year to 30 September, so workforce year Y sits in reporting year Y+1
-  (1 April Y to 31 March Y+1); the panel files it there (new authorities then start in the same
-  reporting year as their care series, e.g. BCP in 2020).
+- DfE *Children's social work workforce* (EES `csww_indicators`): turnover and agency rates, kept
+  under the publisher's year: the workforce year to 30 September of `year`, six months into
+  reporting year `year`+1 (so BCP's workforce appears from 2019, its care series from 2020). Not
+  shifted, so the panel gains no year without looked-after data and the figures match DfE's tables;
+  a chart that aligns them with reporting years should add half a year.
 - DfE LAIT (`bds_long` parquet): published rates per 10,000 for referrals, children in need and
   child protection plans on 31 March (2016 onwards), and section 251 outturn spend on children
   looked after (`TotalLACFinance`, £; `LACFinance`, £ per child looked after per week, which equals
@@ -58,6 +59,7 @@ class Dataset:
     values: tuple[ValueColumn, ...]
     year_offset: int = 0        # publisher's year + offset = reporting year ending 31 March
     year_note: str = ""         # appended to the source label (what the publisher's year means)
+    period_end: tuple[int, int] = (3, 31)   # (month, day) the publisher's year ends on
 
     @property
     def required_columns(self) -> set[str]:
@@ -92,7 +94,7 @@ CSC_DATASETS: tuple[Dataset, ...] = (
             "Children's social work workforce", "dfe_csc_outcomes/csww_indicators_2017_to_2025.csv",
             (ValueColumn("sw_turnover_rate", "turnover_rate_fte", "percent"),
              ValueColumn("sw_agency_rate", "agency_rate_fte", "percent")),
-            year_offset=1, year_note="workforce year to 30 September"),
+            year_note="workforce year to 30 September", period_end=(9, 30)),
 )
 DATASETS_BY_KEY = {d.key: d for d in CSC_DATASETS}
 
