@@ -18,10 +18,18 @@ def _cmd_build(args) -> int:
 
 
 def _cmd_import(args) -> int:
-    panel = data.import_edition(args.file, args.raw_dir, output_dir=args.output)
-    print(f"imported {Path(args.file).name}; panel now covers {panel['year'].min()}-{panel['year'].max()} "
-          f"({len(panel)} rows)")
+    result = data.import_file(args.file, args.raw_dir, output_dir=args.output,
+                              dry_run=args.dry_run)
+    data.reset_caches()
+    print(result.summary())
     return 0
+
+
+def _cmd_fetch(args) -> int:
+    result = data.fetch_raw_files(args.raw_dir, only=args.only or None, force=args.force,
+                                  include_unlisted=args.all)
+    print(result.summary())
+    return 0 if result.ok else 1
 
 
 def _cmd_check(args) -> int:
@@ -44,11 +52,19 @@ def add_cli(subparsers) -> None:
     p.add_argument("--raw-dir", help=f"folder of official raw files (default ${paths.RAW_DIR_ENV} or data/raw/)")
     p.add_argument("--output", help="folder to write the panel to (default data/processed/)")
     p.set_defaults(handler=_cmd_build)
-    p = sub.add_parser("import", help="add a newer EES 'CLA numbers and rates per 10,000 children' edition")
+    p = sub.add_parser("import", help="add the next EES edition of a dataset the panel uses and say what changed")
     p.add_argument("file", help="the downloaded CSV")
     p.add_argument("--raw-dir", help="folder of official raw files")
     p.add_argument("--output", help="folder to write the panel to (default data/processed/)")
+    p.add_argument("--dry-run", action="store_true", help="validate and report what would change; write nothing")
     p.set_defaults(handler=_cmd_import)
+    p = sub.add_parser("fetch", help="download the official raw files from their publishers and check them")
+    p.add_argument("--raw-dir", help="folder to download into (default $CARE_TRENDS_RAW_DIR or data/raw/)")
+    p.add_argument("--only", action="append", help="fetch only files whose path contains this (repeatable)")
+    p.add_argument("--force", action="store_true", help="download even files already present and correct")
+    p.add_argument("--all", action="store_true",
+                   help="also fetch snapshot files the build does not read (not in the manifest, unchecked)")
+    p.set_defaults(handler=_cmd_fetch)
     p = sub.add_parser("check", help="verify raw files against data/raw_manifest.sha256")
     p.add_argument("--raw-dir", help="folder of official raw files")
     p.set_defaults(handler=_cmd_check)

@@ -29,6 +29,9 @@ class Measure:
     counts: str | None  # what an averted amount counts ("children entered care"); None = not children
     stock: bool       # a count on a date (sums over periods are child-years), not a flow
     source: str = "panel"  # "panel": the official annual panel; "ssda903": a council's own extract
+    #: Where on the pathway: "front door" | "children in need" | "child protection" |
+    #: "looked after" | "cost" | "workforce".
+    stage: str = "looked after"
 
     @property
     def phrase(self) -> str:
@@ -39,20 +42,56 @@ class Measure:
 _MEASURE_LIST = (
     Measure("cla_31_march", "Children looked after on 31 March",
             "children looked after on 31 March", "children were looked after on 31 March",
-            stock=True),
+            stock=True, stage="looked after"),
     Measure("starts", "Children starting to be looked after", "starts", "children entered care",
-            stock=False),
+            stock=False, stage="looked after"),
     Measure("ceased", "Children ceasing to be looked after", "children leaving care",
-            "children left care", stock=False),
+            "children left care", stock=False, stage="looked after"),
     Measure("cla_month_end", "Children in care at month end", "children in care at month end",
-            "children were in care at month end", stock=True, source="ssda903"),
+            "children were in care at month end", stock=True, source="ssda903", stage="looked after"),
+    # The early-help pathway (issue 15). Counts of referrals and plans count events, not distinct
+    # children; percentages, money and workforce rates are not counts (counts=None).
+    Measure("referrals", "Referrals to children's social care", "referrals",
+            "referrals were made", stock=False, stage="front door"),
+    Measure("rereferrals", "Re-referrals within 12 months", "re-referrals",
+            "re-referrals were made", stock=False, stage="front door"),
+    Measure("rereferral_percent", "Re-referrals within 12 months (% of referrals)",
+            "the re-referral percentage", None, stock=False, stage="front door"),
+    Measure("referrals_not_in_need_percent", "Referrals assessed as not in need (% of referrals)",
+            "the share of referrals assessed as not in need", None, stock=False, stage="front door"),
+    Measure("cin_starts", "Children starting an episode of need", "children starting an episode of need",
+            "children started an episode of need", stock=False, stage="children in need"),
+    Measure("cin_31_march", "Children in need on 31 March", "children in need on 31 March",
+            "children were in need on 31 March", stock=True, stage="children in need"),
+    Measure("cpp_starts", "Child protection plans starting", "child protection plans starting",
+            "child protection plans started", stock=False, stage="child protection"),
+    Measure("cpp_31_march", "Children on a child protection plan on 31 March",
+            "children on a child protection plan on 31 March",
+            "children were on a child protection plan on 31 March", stock=True, stage="child protection"),
+    Measure("cpp_subsequent", "Second or subsequent child protection plans starting",
+            "second or subsequent plans", "second or subsequent plans started", stock=False,
+            stage="child protection"),
+    Measure("cpp_subsequent_percent", "Second or subsequent plans (% of plans starting)",
+            "the share of plans that were second or subsequent", None, stock=False,
+            stage="child protection"),
+    Measure("lac_spend", "Spend on children looked after (section 251 outturn, £)",
+            "spend on children looked after", None, stock=False, stage="cost"),
+    Measure("lac_spend_per_child_week", "Spend per child looked after per week (£)",
+            "spend per child looked after per week", None, stock=False, stage="cost"),
+    Measure("sw_turnover_rate", "Children's social worker turnover (% FTE, year to 30 September)",
+            "social worker turnover", None, stock=False, stage="workforce"),
+    Measure("sw_agency_rate", "Agency children's social workers (% FTE on 30 September)",
+            "the agency worker rate", None, stock=False, stage="workforce"),
 )
 #: Every measure, keyed; the panel's measures in the order the panel stores them.
 MEASURE_INFO: dict[str, Measure] = {m.key: m for m in _MEASURE_LIST}
 #: Measures in the official annual panel (an analysis' `outcomes` choose among these).
 MEASURES: tuple[str, ...] = tuple(m.key for m in _MEASURE_LIST if m.source == "panel")
-#: The looked-after measures (the care-entry question and the national batch fits).
+#: The three looked-after measures of the original panel, in the order the panel stores them.
 LOOKED_AFTER_MEASURES: tuple[str, ...] = ("cla_31_march", "starts", "ceased")
+#: Pathway stages in the order a child meets them.
+STAGES: tuple[str, ...] = ("front door", "children in need", "child protection", "looked after",
+                           "cost", "workforce")
 #: Measures counted on a date (looked after at 31 March, at month end).
 STOCK_MEASURES: tuple[str, ...] = tuple(m.key for m in _MEASURE_LIST if m.stock)
 #: Outcomes in the order an analysis lists them by default (entry into care first).

@@ -7,6 +7,10 @@ reference data the analyses need.
     data.resolve_la("stoke on trent")               # LARecord(la_code='861', ...)
     data.boundary_breaks()                          # LAs whose series break (BCP/Dorset 2019, ...)
     data.statistical_neighbours("861", edition="2021")
+    data.annual_series("Stoke-on-Trent", "referrals")  # the early-help pathway
+    data.load_starts_breakdown("861", "legal_status")  # starts by age, gender, legal status, need
+    data.last_judgement("Stoke-on-Trent")           # its last inadequate Ofsted judgement, dated
+    data.import_file("new_ees_file.csv")            # next EES edition; returns what changed
 
 The panel is rebuilt from the official raw files with `care-trends data build` (or
 `data.build_panel()`), after checking them against the committed SHA-256 manifest.
@@ -14,44 +18,51 @@ The panel is rebuilt from the official raw files with `care-trends data build` (
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from helpers.core import paths, vocab
-from helpers.core.vocab import MEASURES
 from helpers.core.errors import CareTrendsError
 from helpers.core.io import atomic_write_text
+from helpers.core.vocab import LOOKED_AFTER_MEASURES, MEASURES
+from helpers.data import breakdown as _breakdown
 from helpers.data import build as _build
+from helpers.data import importer as _importer
 from helpers.data import sources
 from helpers.data import sources as _sources
 from helpers.data.areas import (LARecord, boundary_breaks, code_changes, list_las, reset_caches,
                                 shared_panel,
                                 resolve_la)
 from helpers.data.build import PANEL_COLUMNS, read_ees_edition
+from helpers.data.fetch import FetchResult, fetch_raw_files
+from helpers.data.importer import ImportResult, import_file, imports_dir
 from helpers.data.panel import PANEL_FILE, PROVENANCE_FILE, edition, load_panel, panel_path
+from helpers.data.pathway import PATHWAY_MEASURES, UNITS
 from helpers.data.reference import (
+    OfstedEvent,
     build_reference,
     council_reported,
+    last_judgement,
     load_events,
+    load_ofsted_inspections,
     statistical_neighbours,
     statistical_neighbours_table,
 )
 
 __all__ = [
-    "MEASURES", "PANEL_COLUMNS", "PANEL_FILE", "LARecord",
+    "MEASURES", "LOOKED_AFTER_MEASURES", "PATHWAY_MEASURES", "UNITS", "PANEL_COLUMNS", "PANEL_FILE",
+    "read_ees_edition",
+    "LARecord", "reset_caches", "load_starts_breakdown", "BREAKDOWN_FILE",
+    "import_file", "ImportResult", "imports_dir", "fetch_raw_files", "FetchResult",
+    "load_ofsted_inspections", "last_judgement", "OfstedEvent",
     "load_panel", "panel_path", "annual_series", "resolve_la", "list_las", "boundary_breaks",
     "build_panel", "build_reference", "import_edition", "check_raw_files", "edition",
     "statistical_neighbours", "statistical_neighbours_table", "load_events", "council_reported",
     "code_changes", "sources",
 ]
 
-def imports_dir() -> Path:
-    """Where `care-trends data import` keeps imported editions: data/raw/imports/ (git-ignored with
-    the rest of data/raw/, never committed; the panel's provenance records each file's SHA-256)."""
-    return paths.project_root() / "data" / "raw" / "imports"
+BREAKDOWN_FILE = _breakdown.BREAKDOWN_FILE
 
 
 def annual_series(la, measure: str, start_year: int | None = None, end_year: int | None = None,
@@ -80,7 +91,8 @@ def annual_series(la, measure: str, start_year: int | None = None, end_year: int
         series = series[series["year"] <= int(end_year)]
     cols = ["year", "count", "population", "rate_per_10000", "rate_source", "count_status",
             "suppressed", "count_rounding", "count_source", "population_source",
-            "boundary_flag", "boundary_year", "la_code", "new_la_code", "la_name", "measure"]
+            "boundary_flag", "boundary_year", "la_code", "new_la_code", "la_name", "measure",
+            "value", "unit"]
     return series[cols].sort_values("year").reset_index(drop=True)
 
 
@@ -94,8 +106,7 @@ def check_raw_files(raw_dir=None) -> dict[str, str]:
 
 
 def _import_files(directory: Path | None) -> list[Path]:
-    directory = imports_dir() if directory is None else Path(directory)
-    return sorted(directory.glob("*.csv")) if directory.is_dir() else []
+    return _importer.import_files(directory)
 
 
 def build_panel(raw_dir=None, output_dir=None, imports=None, write: bool = True) -> pd.DataFrame:
@@ -114,30 +125,36 @@ def build_panel(raw_dir=None, output_dir=None, imports=None, write: bool = True)
         atomic_write_text(out / PANEL_FILE, _build.panel_to_csv_text(panel))
         imported = {p.name: _sources.sha256_file(p) for p in extra}
         atomic_write_text(out / PROVENANCE_FILE, _build.provenance(checksums, imported, panel))
+        atomic_write_text(out / BREAKDOWN_FILE,
+                          _breakdown.breakdown_to_csv_text(_breakdown.build_starts_breakdown(raw)))
         reset_caches()
     return panel
 
 
 def import_edition(file, raw_dir=None, output_dir=None, imports=None) -> pd.DataFrame:
-    """Validate a new EES 'CLA numbers and rates per 10,000 children - by local authority' edition,
-    keep a copy in the imports folder and rebuild the panel with it. Returns the new panel."""
-    file = Path(file)
-    if not file.is_file():
-        raise CareTrendsError(f"file {file} not found; give the path of the downloaded EES CSV")
-    edition = read_ees_edition(file)   # raises a one-line CareTrendsError for a wrong file
-    latest = max(int(Path(p).name[-18:-14]) for p in _build.EES_FILES)
-    year = int(edition["edition"].iat[0])
-    if year <= latest:
-        raise CareTrendsError(f"{file.name} is the {year} edition; the panel already uses the {latest} "
-                              "release - import only a newer edition")
-    target_dir = imports_dir() if imports is None else Path(imports)
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / f"cla_number_and_rate_per_10k_children_release{year}.csv"
-    tmp = target.with_suffix(".csv.tmp")
-    shutil.copyfile(file, tmp)
-    os.replace(tmp, target)
-    try:
-        return build_panel(raw_dir, output_dir=output_dir, imports=target_dir)
-    except BaseException:
-        target.unlink(missing_ok=True)   # leave nothing half-imported
-        raise
+    """Import the next EES edition of a dataset the panel uses and return the new panel.
+    `import_file` does the work and returns what changed (see helpers.data.importer)."""
+    result = import_file(file, raw_dir, output_dir=output_dir, imports=imports)
+    reset_caches()
+    return result.panel
+
+
+def load_starts_breakdown(la=None, breakdown: str | None = None, path=None) -> pd.DataFrame:
+    """Children starting to be looked after by age group, gender, legal status and category of
+    need, 2011-2022 (data/processed/cla_starts_breakdown.csv; see helpers.data.breakdown). One row
+    per area x year x breakdown x category, with a 'Total' category per breakdown."""
+    path = Path(path) if path else paths.processed_dir() / BREAKDOWN_FILE
+    if not path.is_file():
+        raise CareTrendsError(f"{path.name} not found; run `care-trends data build` to create it")
+    df = _breakdown.read_breakdown_csv(path)
+    if breakdown is not None:
+        if breakdown not in _breakdown.BREAKDOWNS:
+            raise CareTrendsError(vocab.suggest(breakdown, _breakdown.BREAKDOWNS, "breakdown"))
+        df = df[df["breakdown"].eq(breakdown)]
+    if la is not None:
+        rec = resolve_la(la)
+        if rec.la_code is not None:
+            df = df[df["la_code"].eq(rec.la_code).fillna(False)]
+        else:
+            df = df[df["la_code"].isna() & df["new_la_code"].eq(rec.new_la_code).fillna(False)]
+    return df.reset_index(drop=True)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from helpers.core import paths
 from helpers.core.errors import CareTrendsError
+from helpers.core.vocab import LOOKED_AFTER_MEASURES
 from helpers.data.build import detect_boundary_changes
 from helpers.data.panel import _read_panel, load_panel, panel_path
 
@@ -63,6 +64,11 @@ def list_las(panel: pd.DataFrame | None = None) -> pd.DataFrame:
 
 
 def _areas(panel: pd.DataFrame) -> pd.DataFrame:
+    # An area's identity and years are those of its looked-after series (the pathway measures
+    # start later, and the workforce year runs six months ahead).
+    looked_after = panel["measure"].isin(LOOKED_AFTER_MEASURES)
+    if looked_after.any():
+        panel = panel[looked_after]
     key = panel["la_code"].fillna(panel["new_la_code"])
     areas = (panel.assign(key=key)
              .groupby("key", sort=False)
@@ -121,5 +127,9 @@ def boundary_breaks(panel: pd.DataFrame | None = None) -> pd.DataFrame:
     'successor' starts), boundary_year (first reporting year of the new geography),
     last_year_before, predecessors, successors, boundary_change (description)."""
     panel = load_panel() if panel is None else panel
+    # From the looked-after series, as the panel's boundary_* columns are (the workforce year
+    # to 30 September lists a new authority half a year before its first reporting year).
+    if panel["measure"].isin(LOOKED_AFTER_MEASURES).any():
+        panel = panel[panel["measure"].isin(LOOKED_AFTER_MEASURES)]
     keyed = panel.assign(key=panel["la_code"].fillna(panel["new_la_code"]))
     return detect_boundary_changes(keyed)

@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from helpers.core.errors import CareTrendsError
+from helpers.core.vocab import LOOKED_AFTER_MEASURES, MEASURES
+from helpers.data import pathway
 
-MEASURES = ("cla_31_march", "starts", "ceased")
+__all__ = ["MEASURES", "LOOKED_AFTER_MEASURES", "PANEL_COLUMNS", "assemble_panel", "read_ees_edition"]
 LEVELS = ("National", "Regional", "Local authority")
 ENGLAND_CODE = "E92000001"
 FIRST_YEAR = 2010
@@ -26,6 +28,9 @@ PANEL_COLUMNS = [
     "measure", "count", "count_status", "suppressed", "count_rounding", "count_source",
     "population", "population_source", "rate_per_10000", "rate_source",
     "boundary_flag", "boundary_year", "boundary_change",
+    # value: the published figure in `unit` for every measure (= count for counts of children,
+    # referrals or plans; a percentage, £ or rate where count is empty because it counts nothing).
+    "value", "unit",
 ]
 
 # EES value codes (GSS standard symbols) that mean "no number here".
@@ -385,7 +390,8 @@ def _complete_la_years(panel: pd.DataFrame) -> pd.DataFrame:
     la = panel["geographic_level"].eq("Local authority")
     life = panel[la].groupby("key")["year"].agg(["min", "max"])
     grid = pd.DataFrame(
-        [(k, y, m) for k, r in life.iterrows() for y in range(r["min"], r["max"] + 1) for m in MEASURES],
+        [(k, y, m) for k, r in life.iterrows() for y in range(r["min"], r["max"] + 1)
+         for m in LOOKED_AFTER_MEASURES],
         columns=["key", "year", "measure"])
     grid["geographic_level"] = "Local authority"
     merged = grid.merge(panel[la], on=["key", "year", "measure", "geographic_level"], how="left",
@@ -460,10 +466,15 @@ def detect_code_changes(raw_dir: Path) -> pd.DataFrame:
 
 
 def assemble_panel(raw_dir: Path, imports: list[Path] = ()) -> pd.DataFrame:
-    """Read every source and return the tidy panel (sorted, typed, PANEL_COLUMNS)."""
+    """Read every source and return the tidy panel (sorted, typed, PANEL_COLUMNS): the three
+    looked-after measures exactly as before, then the pathway measures (helpers.data.pathway)
+    keyed to the same areas, populations and boundary flags."""
     raw_dir = Path(raw_dir)
-    editions = [read_ees_edition(raw_dir / rel) for rel in EES_FILES]
+    by_dataset: dict[str, list[Path]] = {}
     for path in imports:
+        by_dataset.setdefault(pathway.dataset_of(path), []).append(Path(path))
+    editions = [read_ees_edition(raw_dir / rel) for rel in EES_FILES]
+    for path in by_dataset.pop(pathway.CLA_DATASET, []):
         edition = read_ees_edition(path)
         edition["count_source"] = f"EES {edition['edition'].iat[0]} release, imported ({Path(path).name})"
         editions.append(edition)
@@ -503,6 +514,16 @@ def assemble_panel(raw_dir: Path, imports: list[Path] = ()) -> pd.DataFrame:
     panel["boundary_flag"] = panel["key"].map(b["role"])
     panel["boundary_year"] = panel["key"].map(b["boundary_year"]).astype("Int64")
     panel["boundary_change"] = panel["key"].map(b["boundary_change"])
+    panel["value"] = panel["count"]
+    panel["unit"] = "children"
+
+    extra = pathway.assemble_pathway(raw_dir, panel, by_dataset)
+    extra = extra.merge(ident, on="key", how="left")
+    extra["la_code"] = extra["la_code"].where(extra["geographic_level"].eq("Local authority"), pd.NA)
+    extra["boundary_flag"] = extra["key"].map(b["role"])
+    extra["boundary_year"] = extra["key"].map(b["boundary_year"]).astype("Int64")
+    extra["boundary_change"] = extra["key"].map(b["boundary_change"])
+    panel = pd.concat([panel, extra[panel.columns.intersection(extra.columns)]], ignore_index=True)
 
     level_order = {lvl: i for i, lvl in enumerate(LEVELS)}
     panel = panel.assign(_lvl=panel["geographic_level"].map(level_order),
@@ -517,9 +538,9 @@ def tidy_types(panel: pd.DataFrame) -> pd.DataFrame:
     panel["year"] = panel["year"].astype("int64")
     for col in ("geographic_level", "la_code", "new_la_code", "la_name", "region_code", "region_name",
                 "measure", "count_status", "count_rounding", "count_source", "population_source",
-                "rate_source", "boundary_flag", "boundary_change"):
+                "rate_source", "boundary_flag", "boundary_change", "unit"):
         panel[col] = panel[col].astype("string")
-    for col in ("count", "population", "rate_per_10000"):
+    for col in ("count", "population", "rate_per_10000", "value"):
         panel[col] = panel[col].astype("float64")
     panel["suppressed"] = panel["suppressed"].astype(bool)
     panel["boundary_year"] = panel["boundary_year"].astype("Int64")
@@ -531,12 +552,19 @@ def panel_to_csv_text(panel: pd.DataFrame) -> str:
     out = panel.copy()
     for col in ("count", "population"):
         out[col] = out[col].round().astype("Int64")
+    # Whole numbers without '.0', others as published (at most 10 significant digits), never
+    # in exponent form (England's spend runs to ten digits).
+    out["value"] = [("" if np.isnan(v) else str(int(v)) if float(v).is_integer() else format(v, ".10g"))
+                    for v in out["value"].to_numpy(dtype="float64")]
     return out.to_csv(index=False, lineterminator="\n", float_format="%.10g")
 
 
 def provenance(raw_dir_checksums: dict[str, str], imports: dict[str, str], panel: pd.DataFrame) -> str:
+    looked_after = panel[panel["measure"].isin(LOOKED_AFTER_MEASURES)]
     info = {
-        "what": "Children looked after in England: one row per area x reporting year x measure",
+        "what": "Children looked after in England and the early-help pathway beside it (referrals, "
+                "children in need, child protection, spend, workforce): one row per area x reporting "
+                "year x measure",
         "build_command": "care-trends data build [--raw-dir DIR]   (or helpers.data.build_panel())",
         "sources": {
             "counts": {"2010-2017": "DfE SFR underlying data files (dfe_sfr_2010_2017/)",
@@ -547,14 +575,33 @@ def provenance(raw_dir_checksums: dict[str, str], imports: dict[str, str], panel
                      "within the area's series (rate_source computed_interpolated_population)",
             "populations": "EES edition of the count, else older EES edition, else ONS mid-(Y-1), "
                            "else mid-2009 from SFR27/2010, else interpolated/carried",
+            "pathway": "helpers.data.pathway: DfE Children in need (c1, b1, d3, d5), Children's social "
+                       "work workforce (csww; its year is the workforce year to 30 September), LAIT "
+                       "rates 2016+ and section 251 spend; newest edition per year; see 'measures'",
             "licence": "Open Government Licence v3.0; cite Department for Education, Children looked "
                        "after in England including adoptions, and ONS mid-year population estimates",
         },
-        "editions_used_by_year": (panel.groupby("year")["count_source"]
+        "editions_used_by_year": (looked_after.groupby("year")["count_source"]
                                   .agg(lambda s: sorted(set(s.dropna()) - {x for x in s.dropna() if x.startswith('not listed')})).to_dict()),
         "raw_files_sha256": raw_dir_checksums,
         "imported_editions_sha256": imports,
         "rows": int(len(panel)),
     }
     info["editions_used_by_year"] = {str(k): v for k, v in info["editions_used_by_year"].items()}
+    info["measures"] = measure_provenance(panel)
     return json.dumps(info, indent=2, sort_keys=True) + "\n"
+
+
+def measure_provenance(panel: pd.DataFrame) -> dict:
+    """Per measure: unit, years with a published value, and the files its values come from."""
+    out = {}
+    for measure, rows in panel.groupby("measure", sort=False):
+        published = rows[rows["value"].notna()]
+        sources = sorted({s.split(" (")[0] if " (" in s else s for s in published["count_source"].dropna()})
+        out[str(measure)] = {
+            "unit": str(rows["unit"].iloc[0]),
+            "years": [int(published["year"].min()), int(published["year"].max())] if len(published) else [],
+            "rate_sources": sorted(set(rows["rate_source"].dropna())),
+            "sources": sources,
+        }
+    return out

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from helpers import data, spec as specs
-from helpers.core import paths
+from helpers.core import paths, vocab
 from helpers.core.errors import CareTrendsError
 from helpers.core.io import atomic_write_json
 from helpers.models.national import local_authorities
@@ -33,9 +33,10 @@ SUBDIR = "all-las"
 
 def eligible_las(start_year: int = 2014, end_year: int | None = None, panel=None) -> list[tuple]:
     """(la_code, la_name) of every LA with a continuous series (no boundary change) and a
-    published count for every measure in every year of the window, in code order."""
+    published count for every looked-after measure in every year of the window, in code order."""
     panel = data.load_panel() if panel is None else panel
     rows = local_authorities(panel, start_year=start_year, end_year=end_year)
+    rows = rows[rows["measure"].isin(vocab.LOOKED_AFTER_MEASURES)]
     years = rows["year"].nunique()
     complete = rows.dropna(subset=["count"]).groupby("la_code")["year"].count()
     codes = complete[complete == years * rows["measure"].nunique()].index
