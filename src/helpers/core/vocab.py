@@ -92,6 +92,9 @@ LOOKED_AFTER_MEASURES: tuple[str, ...] = ("cla_31_march", "starts", "ceased")
 #: Pathway stages in the order a child meets them.
 STAGES: tuple[str, ...] = ("front door", "children in need", "child protection", "looked after",
                            "cost", "workforce")
+#: The route into care, stage by stage, as counts a family meets in order: referral, an
+#: episode of need, a child protection plan, becoming looked after.
+PATHWAY_FLOW: tuple[str, ...] = ("referrals", "cin_starts", "cpp_starts", "starts")
 #: Measures counted on a date (looked after at 31 March, at month end).
 STOCK_MEASURES: tuple[str, ...] = tuple(m.key for m in _MEASURE_LIST if m.stock)
 #: Outcomes in the order an analysis lists them by default (entry into care first).
