@@ -117,7 +117,9 @@ words.plot_gaps(main.synth, ax=axes[1])
 fig.tight_layout();
 
 # %%
-Markdown(words.summary(main.synth))
+Markdown(words.summary(main.synth) + "\n\n**How far to trust it.** "
+         + " ".join(words.synthetic_control_checks(main.synth)) + "\n\n"
+         + words.summary(main.synth_ridge))
 
 # %%
 Table(words.weights_table(main.synth),

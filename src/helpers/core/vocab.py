@@ -160,6 +160,7 @@ _DESIGN_LIST = (
     Design("did", "Difference-in-differences", "design"),
     Design("event_study", "Event study", "design"),
     Design("synthetic_control", "Synthetic control", "design"),
+    Design("synthetic_control_ridge", "Synthetic control, ridge-augmented (robustness)", "design"),
     Design("its_monthly", "Monthly ITS (SSDA903)", "design"),
     Design("its_monthly_ar1", "Monthly ITS, AR(1) errors (SSDA903)", "design"),
     Design("national_league_table", "ITS, all-LA league table", "context"),

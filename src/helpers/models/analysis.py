@@ -22,7 +22,8 @@ from helpers.models.comparative import (ControlledITSResult, DiDResult, EventStu
 from helpers.models.design import Interruption
 from helpers.models.its import ITSResult, fit_its
 from helpers.models.la_panel import get_panel, normalise_events, resolve_unit
-from helpers.models.synth import SyntheticControlResult, fit_synthetic_control
+from helpers.models.synth import (AugmentedSyntheticControlResult, SyntheticControlResult,
+                                  fit_augmented_synthetic_control, fit_synthetic_control)
 from helpers.spec import Analysis, interventions
 
 
@@ -66,6 +67,7 @@ class Comparison:
     did: DiDResult
     event_study: EventStudyResult
     synth: SyntheticControlResult
+    synth_ridge: AugmentedSyntheticControlResult | None = None
 
     def designs(self) -> dict[str, EffectResult]:
         """Design key (helpers.core.vocab.DESIGNS) -> result, for a side-by-side reading."""
@@ -73,13 +75,17 @@ class Comparison:
         out.update({"controlled_its": self.controlled,
                     "controlled_its_ratio": self.controlled_ratio,
                     "did": self.did, "synthetic_control": self.synth})
+        if self.synth_ridge is not None:
+            out["synthetic_control_ridge"] = self.synth_ridge
         return out
 
     def records(self, **context) -> list[dict]:
         """results.json records of the comparative designs (the ITS notebook publishes the ITS)."""
         out = []
-        for res in (self.controlled, self.controlled_ratio, self.did, self.event_study, self.synth):
-            out.extend(res.to_records(outcome=self.outcome, **context))
+        for res in (self.controlled, self.controlled_ratio, self.did, self.event_study, self.synth,
+                    self.synth_ridge):
+            if res is not None:
+                out.extend(res.to_records(outcome=self.outcome, **context))
         return out
 
 
@@ -122,7 +128,9 @@ def run_comparisons(la: str, outcomes: Sequence[str], events, comparator=vocab.C
             event_study=fit_event_study(unit.la_code, outcome, focus,
                                         exclude_donors=exclude_donors, **common),
             synth=fit_synthetic_control(unit.la_code, outcome, focus,
-                                        exclude_donors=exclude_donors, **common))
+                                        exclude_donors=exclude_donors, **common),
+            synth_ridge=fit_augmented_synthetic_control(unit.la_code, outcome, focus,
+                                                        exclude_donors=exclude_donors, **common))
     return out
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 from helpers.core.errors import CareTrendsError
 from helpers.core.records import EFFECT_COLUMNS
 from helpers.models.la_panel import LAEventResult, la_names, treated_and_donors, wide_rates
-from helpers.models.placebo import critical_value
+from helpers.models.placebo import critical_value, placebo_interval, placebo_p
 
 
 def _affine_ls(a: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -118,6 +118,25 @@ class SyntheticControlResult(LAEventResult):
     gaps: pd.DataFrame
     rmspe_ratio: float = np.nan
     pre_floor: float = 0.0  # the sampling-noise floor used for the pre-period RMSPE
+    #: Pre-period years: the LA's rate and the donors' range (outside = no convex combination of
+    #: donors can reproduce that year).
+    donor_range: pd.DataFrame | None = None
+    #: The weights are unique only when the LA lies outside its donors' convex hull (a positive
+    #: pre-period misfit); inside it many weightings fit exactly.
+    weights_unique: bool = True
+    n_placebos_non_unique: int = 0
+
+    @property
+    def share_outside_range(self) -> float:
+        """Share of pre-period years in which the LA's rate lies outside every donor's."""
+        return float(self.donor_range["outside"].mean()) if self.donor_range is not None else 0.0
+
+    @property
+    def pre_fit_ratio(self) -> float:
+        """Pre-period RMSPE as a share of the LA's mean pre-period rate."""
+        cf = self.counterfactual
+        level = float(cf.loc[cf["time"] < self.event.start, "observed"].abs().mean())
+        return self.pre_rmspe / level if level > 0 else np.nan
 
 
 def _placebo_fits(R: np.ndarray, pre: np.ndarray, v, units: Sequence[int], pool: np.ndarray):
@@ -230,10 +249,116 @@ def fit_synthetic_control(la: str, outcome: str = "starts", event=None, start_ye
             loo_rows.append(dict(dropped_code=code, dropped_name=names.get(code, code),
                                  pre_rmspe=rmspe(g, pre), avg_post_gap=float(g[~pre].mean())))
     loo = pd.DataFrame(loo_rows, columns=["dropped_code", "dropped_name", "pre_rmspe", "avg_post_gap"])
-    return SyntheticControlResult(outcome=outcome, unit=unit, event=event, effects=effects,
+    pre_rates = R[:, pre]
+    donor_range = pd.DataFrame({"year": years[pre], "la_rate": pre_rates[0],
+                                "donors_min": pre_rates[1:].min(axis=0),
+                                "donors_max": pre_rates[1:].max(axis=0)})
+    donor_range["outside"] = ((donor_range["la_rate"] > donor_range["donors_max"])
+                              | (donor_range["la_rate"] < donor_range["donors_min"]))
+    exact = 1e-6 * max(float(np.abs(pre_rates).mean()), 1.0)
+    non_unique = int((placebo_tab["pre_rmspe"] < exact).sum()) if len(placebo_tab) else 0
+    return SyntheticControlResult(donor_range=donor_range, weights_unique=pre_r >= exact,
+                                  n_placebos_non_unique=non_unique,outcome=outcome, unit=unit, event=event, effects=effects,
                                   counterfactual=cf, weights=weights, pre_rmspe=pre_r,
                                   post_rmspe=post_r, placebos=placebo_tab, rank=rank, p_value=p_value,
                                   leave_one_out=loo, gaps=gaps_df, n_donors=len(pool),
                                   rmspe_ratio=ratio, pre_floor=float(floors[0]))
 
 
+
+
+# --------------------------------------------------------------------------------------------
+# Ridge-augmented synthetic control (Ben-Michael, Feller & Rothstein 2021)
+# --------------------------------------------------------------------------------------------
+
+RIDGE_GRID = tuple(10.0 ** k for k in range(-3, 5))
+
+
+def ridge_coefficients(X0: np.ndarray, Y0: np.ndarray, lam: float) -> np.ndarray:
+    """Ridge regression of the donors' post-period outcomes (J, T1) on their pre-period outcomes
+    (J, T0), both centred on the donor means: eta (T0, T1)."""
+    Xc = X0 - X0.mean(axis=0)
+    Yc = Y0 - Y0.mean(axis=0)
+    return np.linalg.solve(Xc.T @ Xc + lam * np.eye(X0.shape[1]), Xc.T @ Yc)
+
+
+def augmented_synthetic(x1: np.ndarray, X0: np.ndarray, Y0: np.ndarray, lam: float):
+    """Ridge ASCM for one unit: the synthetic-control weights on the pre-period, plus the ridge
+    outcome model's correction for the pre-period misfit: Y0' w + (x1 - X0' w)' eta."""
+    w = synth_weights(x1, X0.T)
+    return w, w @ Y0 + (x1 - w @ X0) @ ridge_coefficients(X0, Y0, lam)
+
+
+def choose_ridge_penalty(x1: np.ndarray, X0: np.ndarray, scale: float) -> float:
+    """The penalty (times the pre-period variance `scale`) whose augmented fit best predicts each
+    of the last pre-period years held out in turn, from the years before it (a time-series
+    cross-validation, as the paper's implementation offers)."""
+    T0 = X0.shape[1]
+    best, best_err = RIDGE_GRID[-1] * scale, np.inf
+    for lam in (g * scale for g in RIDGE_GRID):
+        errors = []
+        for t in range(max(3, T0 // 2), T0):
+            _, pred = augmented_synthetic(x1[:t], X0[:, :t], X0[:, [t]], lam)
+            errors.append(float(pred[0] - x1[t]) ** 2)
+        err = float(np.mean(errors)) if errors else np.inf
+        if err < best_err - 1e-12:
+            best, best_err = lam, err
+    return best
+
+
+@dataclass(kw_only=True, eq=False, repr=False)  # eq/repr would compare whole frames
+class AugmentedSyntheticControlResult(LAEventResult):
+    """Ridge-augmented synthetic control: a bias-corrected robustness check for an LA its donors
+    cannot reproduce; placebo-in-space inference on the average post-period gap."""
+
+    design = "synthetic_control_ridge"
+
+    penalty: float
+    rank: int
+    p_value: float
+
+
+def fit_augmented_synthetic_control(la: str, outcome: str = "starts", event=None,
+                                    start_year: int = 2014, end_year: int | None = None,
+                                    exclude_donors: Sequence[str] = (),
+                                    panel: pd.DataFrame | None = None
+                                    ) -> AugmentedSyntheticControlResult:
+    """Ridge ASCM on the rate per 10,000 (Ben-Michael, Feller & Rothstein 2021, JASA): the
+    synthetic control's weights with a ridge regression of post- on pre-period outcomes
+    correcting the pre-period misfit, which matters when the LA lies outside its donors' range
+    (as an LA with one of the highest rates does). The penalty is chosen by time-series
+    cross-validation on the LA's pre-period and kept for the placebos; each donor in turn is
+    treated as the LA for placebo-in-space inference on the average post-period gap."""
+    panel, event, unit, treated, donors, years = treated_and_donors(
+        la, outcome, event, start_year, end_year, exclude_donors, panel)
+    pre = years < event.start
+    R = np.vstack([treated.to_numpy(), donors.to_numpy()])
+    codes = [unit.la_code, *donors.index.astype(str)]
+    X, Y = R[:, pre], R[:, ~pre]
+    lam = choose_ridge_penalty(X[0], X[1:], float(np.var(X[1:])) * X.shape[1])
+    _, synth_post = augmented_synthetic(X[0], X[1:], Y[1:], lam)
+    gap = Y[0] - synth_post
+    estimate = float(gap.mean())
+    placebo = []
+    for i in range(1, len(codes)):
+        others = [j for j in range(1, len(codes)) if j != i]
+        _, s_i = augmented_synthetic(X[i], X[others], Y[others], lam)
+        placebo.append(float((Y[i] - s_i).mean()))
+    placebo = np.asarray(placebo)
+    rank, p_value = placebo_p(estimate, placebo)
+    ci_low, ci_high = placebo_interval(estimate, placebo)
+    names = la_names(panel)
+    effects = pd.DataFrame([dict(intervention=event.name, effect="level", estimate=estimate,
+                                 ci_low=ci_low, ci_high=ci_high, p_value=p_value,
+                                 scale="difference")], columns=EFFECT_COLUMNS)
+    cf_post = np.full(len(years), np.nan)
+    cf_post[~pre] = synth_post
+    cf = pd.DataFrame({"time": years, "observed": R[0], "fitted": R[0],
+                       "counterfactual": cf_post, "cf_low": np.nan, "cf_high": np.nan})
+    placebos = pd.DataFrame({"la_code": codes[1:],
+                             "la_name": [names.get(c, c) for c in codes[1:]],
+                             "avg_post_gap": placebo})
+    return AugmentedSyntheticControlResult(outcome=outcome, unit=unit, event=event,
+                                           effects=effects, counterfactual=cf,
+                                           placebos=placebos, n_donors=len(codes) - 1,
+                                           penalty=lam, rank=rank, p_value=p_value)

@@ -13,7 +13,7 @@ from helpers.core import timeline, vocab
 from helpers.core.records import EffectResult
 from helpers.models.analysis import Comparison
 from helpers.models.comparative import ControlledITSResult, DiDResult, EventStudyResult
-from helpers.models.synth import SyntheticControlResult
+from helpers.models.synth import AugmentedSyntheticControlResult, SyntheticControlResult
 from helpers.present import charts
 from helpers.present.text import format_interval, join_words, ratio_as_percent
 
@@ -329,6 +329,12 @@ def caveats(c: Comparison) -> list[str]:
     if c.synth.pre_rmspe > 0.1 * level:
         notes.append(f"The synthetic control fits the pre-event years only loosely (RMSPE "
                      f"{c.synth.pre_rmspe:.1f} per 10,000 on a rate near {level:.0f}).")
+    if c.synth_ridge is not None and (c.synth.share_outside_range > 0
+                                      or c.synth.pre_rmspe > 0.1 * level):
+        r = c.synth_ridge.effects.iloc[0]
+        notes.append(f"Because the donors cannot reproduce {c.synth.unit.la_name}'s pre-event "
+                     f"rates, read the ridge-augmented synthetic control instead: "
+                     f"{r.estimate:+.1f} per 10,000 ({r.ci_low:+.1f} to {r.ci_high:+.1f}).")
     loo = c.synth.leave_one_out
     if len(loo) and (np.sign(loo["avg_post_gap"]) != np.sign(c.synth.effects["estimate"].iloc[0])).any():
         notes.append("Dropping one donor can flip the sign of the synthetic-control gap.")
@@ -361,9 +367,43 @@ def weights_table(res: SyntheticControlResult, min_weight: float = 0.001) -> pd.
                                                     for c in w["la_code"]]})
 
 
+def summary_augmented(res) -> str:
+    row = res.effects.iloc[0]
+    direction = "below" if row.estimate < 0 else "above"
+    return (f"Ridge-augmented synthetic control (a check that corrects the synthetic control for "
+            f"what its donors cannot reproduce): after {res.event.title} the rate averaged "
+            f"{abs(row.estimate):.1f} per 10,000 {direction} its counterfactual (95% placebo "
+            f"interval {row.ci_low:+.1f} to {row.ci_high:+.1f}; placebo-in-space p = "
+            f"{row.p_value:.3f}, rank {res.rank} of {res.n_donors + 1}).")
+
+
+def synthetic_control_checks(res: SyntheticControlResult) -> list[str]:
+    """How far to trust the plain synthetic control, in words (pre-period fit, the LA against
+    its donors' range, whether the weights are unique)."""
+    notes = []
+    outside = res.donor_range[res.donor_range["outside"]] if res.donor_range is not None else []
+    if len(outside):
+        notes.append(f"In {len(outside)} of {len(res.donor_range)} pre-event years the LA's rate "
+                     "lay outside every donor's, so no mix of donors can reproduce it: the plain "
+                     "synthetic control is biased there; read the ridge-augmented row.")
+    elif res.weights_unique:
+        notes.append(f"The LA lies outside the set of paths its donors can reproduce exactly "
+                     f"(pre-event misfit {res.pre_fit_ratio:.0%} of its rate), so its weights "
+                     "are unique but the fit carries some bias; the ridge-augmented row "
+                     "corrects for it.")
+    else:
+        notes.append("The LA lies inside its donors' range in every pre-event year and is "
+                     "fitted exactly, so its weights are not unique.")
+    if res.n_placebos_non_unique:
+        notes.append(f"{res.n_placebos_non_unique} of {len(res.placebos)} placebo fits are exact "
+                     "(their weights are not unique either).")
+    return notes
+
+
 def summary(res) -> str:
     """The plain-English reading of any comparative result."""
     for kind, fn in ((ControlledITSResult, summary_controlled), (DiDResult, summary_did),
+                     (AugmentedSyntheticControlResult, summary_augmented),
                      (EventStudyResult, summary_event_study),
                      (SyntheticControlResult, summary_synthetic_control)):
         if isinstance(res, kind):
