@@ -224,7 +224,5 @@ class PanelResult(EffectResult):
     effects: pd.DataFrame
     panel: Panel
 
-    def __repr__(self) -> str:
-        row = self.effects.iloc[0]
-        return (f"{type(self).__name__}({self.design}: {row.effect} {row.estimate:.4g} "
-                f"[{row.ci_low:.4g}, {row.ci_high:.4g}], p={row.p_value:.3g})")
+    def __repr__(self) -> str:  # cheap: never triggers the lazy (refitting) inference
+        return f"{type(self).__name__}(design={self.design!r}, outcome={self.outcome!r}, event={self.event!r})"

@@ -5,9 +5,10 @@ synthetic difference-in-differences.
 
 optionally with a free intercept (A's columns and b centred first, which profiles the intercept
 out exactly). Solved exactly by a primal active-set method (Lawson & Hanson 1974, ch. 23,
-adapted to the simplex: the equality constraint is eliminated on the free set, so each step is
-one small unconstrained least-squares solve). The ridge term is handled by stacking
-sqrt(ridge) * I under A, which keeps the problem a plain least-squares one.
+adapted to the simplex: on the free set only sum(w) = 1 binds, so each step is one small
+equality-constrained solve). With a ridge the free-set solve uses the Woodbury identity, so
+its cost grows with the (few) rows, not the (many) columns - SDID's unit weights over ~150
+donors stay fast.
 """
 
 from __future__ import annotations
@@ -15,15 +16,29 @@ from __future__ import annotations
 import numpy as np
 
 
-def _simplex_face_ls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """argmin ||A z - b|| subject to sum(z) = 1 only (signs free), by substituting
-    z_0 = 1 - sum(z_1..)."""
+def _face_solve(A: np.ndarray, b: np.ndarray, ridge: float) -> np.ndarray:
+    """argmin ||A z - b||^2 + ridge ||z||^2 subject to sum(z) = 1 only (signs free)."""
     k = A.shape[1]
     if k == 1:
         return np.ones(1)
-    base = A[:, 0]
-    rest = np.linalg.lstsq(A[:, 1:] - base[:, None], b - base, rcond=None)[0]
-    return np.concatenate([[1.0 - rest.sum()], rest])
+    if ridge < 1e-6:  # (tiny ridge: Woodbury would divide by it) stack sqrt(ridge) I under A,
+        # substitute z_0 = 1 - sum(z_1..) and solve the unconstrained least squares
+        if ridge > 0:
+            A = np.vstack([A, np.sqrt(ridge) * np.eye(k)])
+            b = np.concatenate([b, np.zeros(k)])
+        base = A[:, 0]
+        rest = np.linalg.lstsq(A[:, 1:] - base[:, None], b - base, rcond=None)[0]
+        return np.concatenate([[1.0 - rest.sum()], rest])
+    # Stationarity (A'A + ridge I) z = A'b + mu 1 with 1'z = 1; the inverse by Woodbury through
+    # the small rows x rows system, so a step costs O(k rows^2) however many columns are free.
+    small = ridge * np.eye(A.shape[0]) + A @ A.T
+
+    def h_inv(v):
+        return (v - A.T @ np.linalg.solve(small, A @ v)) / ridge
+
+    z0 = h_inv(A.T @ b)
+    z1 = h_inv(np.ones(k))
+    return z0 + (1.0 - z0.sum()) / z1.sum() * z1
 
 
 def simplex_least_squares(A, b, *, ridge: float = 0.0, intercept: bool = False,
@@ -48,20 +63,17 @@ def simplex_least_squares(A, b, *, ridge: float = 0.0, intercept: bool = False,
     if intercept:
         A = A - A.mean(axis=0, keepdims=True)
         b = b - b.mean()
-    if ridge > 0:
-        A = np.vstack([A, np.sqrt(ridge) * np.eye(k)])
-        b = np.concatenate([b, np.zeros(k)])
     scale = max(float(np.abs(A).max()), float(np.abs(b).max()), 1e-300)
-    A, b = A / scale, b / scale  # the minimiser is invariant to a common scale
-    gtol = tol * max(1.0, A.shape[0])
+    A, b, ridge = A / scale, b / scale, ridge / scale ** 2  # the minimiser is scale-invariant
+    gtol = tol * max(1.0, A.shape[0], ridge)
     w = np.zeros(k)
-    start = int(np.argmin(((A - b[:, None]) ** 2).sum(axis=0)))  # best single column
+    start = int(np.argmin(((A - b[:, None]) ** 2).sum(axis=0) + ridge))  # best single column
     w[start] = 1.0
     free = np.zeros(k, dtype=bool)
     free[start] = True
     stuck = np.zeros(k, dtype=bool)  # columns that could not enter at a degenerate vertex
     for _ in range(max_iter or 20 * k + 100):
-        grad = A.T @ (A @ w - b)
+        grad = A.T @ (A @ w - b) + ridge * w
         level = grad[free].min()  # the multiplier of sum(w) = 1 on the free set
         candidates = np.where(free | stuck, np.inf, grad)
         enter = int(np.argmin(candidates))
@@ -70,7 +82,7 @@ def simplex_least_squares(A, b, *, ridge: float = 0.0, intercept: bool = False,
         free[enter] = True
         for _inner in range(k + 1):
             idx = np.flatnonzero(free)
-            z = _simplex_face_ls(A[:, idx], b)
+            z = _face_solve(A[:, idx], b, ridge)
             if (z > 0).all():
                 w[:] = 0.0
                 w[idx] = z
