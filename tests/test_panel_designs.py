@@ -213,11 +213,21 @@ def r_reference():
     return pd.read_csv(DATA / "did_r_reference.csv", dtype={"key": str})
 
 
-@pytest.mark.parametrize("control", ["never", "notyet"])
-def test_callaway_santanna_matches_r_did(mpdta, r_reference, control):
+@pytest.fixture(scope="module")
+def mpdta_lpop(mpdta_frame):
+    return make_panel(mpdta_frame, unit="countyreal", time="year", outcome="lemp",
+                      treatment="first.treat", covariates=["lpop"])
+
+
+@pytest.mark.parametrize("control", ["never", "notyet", "never_reg_lpop"])
+def test_callaway_santanna_matches_r_did(mpdta, mpdta_lpop, r_reference, control):
     """Every ATT(g,t) and aggregation (with its analytic SE) equals the R `did` package's to
-    1e-10 (same influence functions)."""
-    res = fit_callaway_santanna(mpdta, control_group=control)
+    1e-10 (same influence functions): unconditional with never-treated and not-yet-treated
+    controls, and outcome regression on lpop (est_method='reg', xformla=~lpop)."""
+    if control == "never_reg_lpop":
+        res = fit_callaway_santanna(mpdta_lpop, covariates=["lpop"])
+    else:
+        res = fit_callaway_santanna(mpdta, control_group=control)
     ref = r_reference[r_reference.control == control]
     gt = res.group_time.assign(key=lambda d: d.group.astype(int).astype(str) + "/" + d.time.astype(int).astype(str))
     merged = ref[ref.kind == "attgt"].merge(gt, on="key")
@@ -234,6 +244,7 @@ def test_callaway_santanna_matches_r_did(mpdta, r_reference, control):
         assert (r.estimate, r.se) == pytest.approx(tuple(agg.loc[("group", str(int(r.group))), ["estimate", "se"]]), abs=1e-10)
     for _, r in res.calendar.iterrows():
         assert (r.estimate, r.se) == pytest.approx(tuple(agg.loc[("calendar", str(int(r.time))), ["estimate", "se"]]), abs=1e-10)
+    assert res.calendar_overall == pytest.approx(tuple(agg.loc[("calendar", "overall"), ["estimate", "se"]]), abs=1e-10)
 
 
 def test_callaway_santanna_documented_overall_att(mpdta):

@@ -26,13 +26,38 @@ from helpers.models.panel.data import Panel, PanelResult, effects_frame, normal_
 CONTROL_GROUPS = ("never", "notyet")
 
 
-def _group_time(Y, G, times, control_group, base_period, anticipation):
-    """ATT(g, t) rows and the n x K influence-function matrix (the `did` package's scaling)."""
+def _att_and_if(dy, treat, C, X):
+    """ATT and its influence function on the subsample treat | C: the difference of means, or
+    with covariates X the outcome-regression DiD of Heckman, Ichimura & Todd (1997) as in
+    DRDID::reg_did_panel (Sant'Anna & Zhao 2020), whose influence function is used here."""
+    sub = treat | C
+    d, y = treat[sub].astype(float), dy[sub]
+    p1 = d.mean()
+    if X is None:
+        m1, m0 = y[d == 1].mean(), y[d == 0].mean()
+        inf = np.where(d == 1, (y - m1) / p1, -(y - m0) / (1 - p1))
+        return m1 - m0, inf
+    Xs = X[sub]
+    ctrl = d == 0
+    beta = np.linalg.lstsq(Xs[ctrl], y[ctrl], rcond=None)[0]
+    pred = Xs @ beta
+    eta_t = np.mean(d * y) / p1
+    eta_c = np.mean(d * pred) / p1
+    n_sub = len(y)
+    xpx_inv = np.linalg.inv((Xs * (1 - d)[:, None]).T @ Xs / n_sub)
+    lin_rep = ((1 - d) * (y - pred))[:, None] * Xs @ xpx_inv
+    inf_treat = (d * y - d * eta_t) / p1
+    inf_ctrl = (d * pred - d * eta_c + lin_rep @ (d[:, None] * Xs).mean(axis=0)) / p1
+    return eta_t - eta_c, inf_treat - inf_ctrl
+
+
+def _group_time(Y, G, times, control_group, base_period, anticipation, X_by_time=None):
+    """ATT(g, t) rows and the n x K influence-function matrix (the `did` package's scaling).
+    `X_by_time[k]`: n x p covariate matrix (with intercept) at time index k."""
     n = len(G)
     groups = np.unique(G[G > 0])
     rows, infs = [], []
     for g in groups:
-        g_idx = np.searchsorted(times, g)
         base_post = np.flatnonzero(times + anticipation < g)
         if len(base_post) == 0:
             continue
@@ -55,15 +80,14 @@ def _group_time(Y, G, times, control_group, base_period, anticipation):
             dy = Y[:, ti] - Y[:, base]
             sub = treat | C
             n_sub = sub.sum()
-            p1, p0 = treat.sum() / n_sub, C.sum() / n_sub
-            m1, m0 = dy[treat].mean(), dy[C].mean()
+            # covariates from the earlier of the two periods, as the did package's panel2cs2
+            att, inf_sub = _att_and_if(dy, treat, C, None if X_by_time is None
+                                       else X_by_time[min(ti, base)])
             inf = np.zeros(n)
-            inf[treat] = (dy[treat] - m1) / p1
-            inf[C] = -(dy[C] - m0) / p0
-            infs.append(inf * n / n_sub)  # the did package's rescaling to the full sample
-            rows.append(dict(group=g, time=t, base=times[base], att=m1 - m0, post=t >= g,
+            inf[sub] = inf_sub * n / n_sub  # the did package's rescaling to the full sample
+            infs.append(inf)
+            rows.append(dict(group=g, time=t, base=times[base], att=att, post=t >= g,
                              n_treated=int(treat.sum()), n_control=int(C.sum())))
-        del g_idx
     return pd.DataFrame(rows), np.column_stack(infs)
 
 
@@ -207,23 +231,35 @@ class CallawaySantAnnaResult(PanelResult):
         """Average effect among the cohorts treated by each calendar time."""
         gt = self.group_time
         post = gt["post"].to_numpy()
-        rows = []
+        rows, infs = [], []
         for t in np.sort(gt.loc[post, "time"].unique()):
             keep = np.flatnonzero(post & (gt["time"].to_numpy() == t))
             est, inf = self._aggregate(keep)
+            infs.append(inf)
             rows.append(dict(time=t, estimate=est, se=self._se(inf)))
+        self.__dict__["calendar_overall"] = (float(np.mean([r["estimate"] for r in rows])),
+                                             self._se(np.mean(infs, axis=0)))
         return pd.DataFrame(rows)
+
+    @cached_property
+    def calendar_overall(self) -> tuple[float, float]:
+        """Mean of the calendar-time effects."""
+        self.calendar  # noqa: B018
+        return self.__dict__["calendar_overall"]
 
 
 def fit_callaway_santanna(panel: Panel, *, control_group: str = "never",
                           base_period: str = "varying", anticipation: int = 0,
+                          covariates: list[str] | tuple[str, ...] = (),
                           bootstrap: int = 0, seed: int = DEFAULT_SEED, event: str = "treatment",
                           level: float = 0.95) -> CallawaySantAnnaResult:
     """Callaway & Sant'Anna group-time ATTs (unconditional parallel trends) and aggregations.
 
     `control_group`: 'never' (never-treated units) or 'notyet' (never treated or not yet
     treated by max(t, base) + anticipation). `bootstrap`: 0 for analytic SEs, else the number of
-    multiplier-bootstrap draws (seeded). Times are the panel's (e.g. years).
+    multiplier-bootstrap draws (seeded). Times are the panel's (e.g. years). `covariates`:
+    columns for conditional parallel trends by outcome regression (linear in the covariates,
+    taken at the earlier period of each comparison).
     """
     if control_group not in CONTROL_GROUPS:
         raise CareTrendsError(f"unknown control_group {control_group!r}; choose 'never' or 'notyet'")
@@ -233,8 +269,19 @@ def fit_callaway_santanna(panel: Panel, *, control_group: str = "never",
         raise CareTrendsError("no never-treated units; use control_group='notyet'")
     times = np.asarray(panel.times, float)
     G = np.nan_to_num(panel.start.to_numpy(float), nan=0.0)
+    X_by_time = None
+    if covariates:
+        missing = [c for c in covariates if c not in panel.data.columns]
+        if missing:
+            raise CareTrendsError(f"covariate(s) {missing} are not in the panel; pass them to "
+                                  "make_panel(covariates=...)")
+        wides = [panel.wide(c).to_numpy(float) for c in covariates]
+        if any(np.isnan(w).any() for w in wides):
+            raise CareTrendsError("covariates have missing values; fill or drop them first")
+        X_by_time = [np.column_stack([np.ones(len(G)), *[w[:, k] for w in wides]])
+                     for k in range(len(times))]
     table, inf = _group_time(panel.Y.to_numpy(float), G, times, control_group, base_period,
-                             anticipation)
+                             anticipation, X_by_time)
     if table.empty:
         raise CareTrendsError("no group-time effect could be estimated (no comparison units at any "
                               "time); check the treatment times and control group")
