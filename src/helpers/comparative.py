@@ -10,7 +10,8 @@ from helpers.models.comparative import (ControlledITSResult, DiDResult, EventStu
                                         fit_controlled_its, fit_did, fit_event_study)
 from helpers.models.la_panel import (comparator_series, donor_pool, normalise_events,
                                      simulate_panel, wide_rates)
-from helpers.models.synth import SyntheticControlResult, fit_synthetic_control, synth_weights
+from helpers.models.simplex import synth_weights
+from helpers.models.synth import SyntheticControlResult, fit_synthetic_control
 
 __all__ = ["Comparison", "ControlledITSResult", "DiDResult", "EventStudyResult",
            "SyntheticControlResult", "comparator_series", "donor_pool", "fit_controlled_its",

@@ -38,7 +38,7 @@ from helpers.models.batch import fit_many
 from helpers.models.design import design_columns
 from helpers.models.la_panel import donor_pool
 from helpers.models.national import local_authorities
-from helpers.models.synth import synth_weights
+from helpers.models.simplex import synth_weights
 
 TARGETS = {"fit_many": 20.0, "synthetic_control_placebos": 10.0, "care_trends_run_seconds": 60.0}
 BENCH_LA = "861"  # Stoke-on-Trent, the first case

@@ -11,7 +11,7 @@ from helpers.models.panel.data import Panel, make_panel
 from helpers.models.panel.did import fit_event_study, fit_twfe_did
 from helpers.models.panel.power import mde_from_placebos, mde_from_se, rejection_rate
 from helpers.models.panel.sdid import fit_sdid
-from helpers.models.panel.simplex import simplex_least_squares
+from helpers.models.simplex import simplex_least_squares
 from helpers.models.panel.staggered import fit_callaway_santanna
 from helpers.models.panel.synth import fit_synth, predictor_table
 

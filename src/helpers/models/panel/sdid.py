@@ -37,7 +37,7 @@ import pandas as pd
 from helpers.core.errors import CareTrendsError
 from helpers.core.vocab import DEFAULT_SEED
 from helpers.models.panel.data import Panel, PanelResult, effects_frame, normal_row
-from helpers.models.panel.simplex import simplex_least_squares
+from helpers.models.simplex import simplex_least_squares
 
 ESTIMATORS = ("sdid", "sc", "did")
 SE_METHODS = ("placebo", "jackknife", "bootstrap")

@@ -29,7 +29,7 @@ from scipy.optimize import minimize
 
 from helpers.core.errors import CareTrendsError
 from helpers.models.panel.data import Panel, PanelResult, effects_frame
-from helpers.models.panel.simplex import simplex_least_squares
+from helpers.models.simplex import simplex_least_squares
 
 
 def _spec(item, panel: Panel):
