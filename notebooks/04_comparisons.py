@@ -38,6 +38,7 @@ from helpers import spec as specs
 from helpers.core import timeline, vocab
 from helpers.core.records import save_records
 from helpers.models.analysis import comparisons_for
+from helpers.models.panel.power import mde_from_placebos
 from helpers.present import charts
 from helpers.present import comparative as words
 from helpers.present.tables import Table
@@ -120,6 +121,15 @@ fig.tight_layout();
 Markdown(words.summary(main.synth) + "\n\n**How far to trust it.** "
          + " ".join(words.synthetic_control_checks(main.synth)) + "\n\n"
          + words.summary(main.synth_ridge))
+
+# %% [markdown]
+# ## Synthetic difference-in-differences
+# Donor authorities and pre-event years are both weighted, so that the weighted donors move in
+# parallel with the authority before the event (the design the national Family Hubs evaluation
+# uses); the standard error comes from giving the event to each donor in turn.
+
+# %%
+Markdown(words.summary_sdid(main.sdid, mde_from_placebos(main.sdid.placebo_estimates)))
 
 # %%
 Table(words.weights_table(main.synth),

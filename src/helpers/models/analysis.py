@@ -21,10 +21,17 @@ from helpers.models.comparative import (ControlledITSResult, DiDResult, EventStu
                                         fit_controlled_its, fit_did, fit_event_study)
 from helpers.models.design import Interruption
 from helpers.models.its import ITSResult, fit_its
-from helpers.models.la_panel import get_panel, normalise_events, resolve_unit
+from helpers.models.la_panel import get_panel, la_rate_panel, normalise_events, resolve_unit
+from helpers.models.panel import fit_sdid
+from helpers.models.panel.data import PanelResult
 from helpers.models.synth import (AugmentedSyntheticControlResult, SyntheticControlResult,
                                   fit_augmented_synthetic_control, fit_synthetic_control)
 from helpers.spec import Analysis, interventions
+
+#: Placebo draws behind synthetic DiD's standard error (the paper's Algorithm 4 uses B = 200;
+#: with fewer donors than this every placebo LA is used once, so the error has no Monte Carlo
+#: noise).
+SDID_PLACEBOS = 200
 
 
 def annual_counts(la, outcome: str, start_year=None, end_year=None) -> pd.DataFrame:
@@ -68,6 +75,7 @@ class Comparison:
     event_study: EventStudyResult
     synth: SyntheticControlResult
     synth_ridge: AugmentedSyntheticControlResult | None = None
+    sdid: PanelResult | None = None  # synthetic DiD (Arkhangelsky et al. 2021)
 
     def designs(self) -> dict[str, EffectResult]:
         """Design key (helpers.core.vocab.DESIGNS) -> result, for a side-by-side reading."""
@@ -77,13 +85,15 @@ class Comparison:
                     "did": self.did, "synthetic_control": self.synth})
         if self.synth_ridge is not None:
             out["synthetic_control_ridge"] = self.synth_ridge
+        if self.sdid is not None:
+            out["synthetic_did"] = self.sdid
         return out
 
     def records(self, **context) -> list[dict]:
         """results.json records of the comparative designs (the ITS notebook publishes the ITS)."""
         out = []
         for res in (self.controlled, self.controlled_ratio, self.did, self.event_study, self.synth,
-                    self.synth_ridge):
+                    self.synth_ridge, self.sdid):
             if res is not None:
                 out.extend(res.to_records(outcome=self.outcome, **context))
         return out
@@ -93,9 +103,12 @@ def run_comparisons(la: str, outcomes: Sequence[str], events, comparator=vocab.C
                     start_year: int = 2014, end_year: int | None = None,
                     exclude_donors: Sequence[str] = (), family: str = "quasipoisson",
                     primary_event: str | None = None, panel: pd.DataFrame | None = None,
-                    with_its: bool = True) -> dict[str, Comparison]:
+                    with_its: bool = True, sdid_for: Sequence[str] | None = None,
+                    seed: int = vocab.DEFAULT_SEED) -> dict[str, Comparison]:
     """Run every design for each outcome. Controlled ITS uses every event (the declared impact
-    model); DiD, event study and synthetic control use `primary_event` (default the last)."""
+    model); DiD, event study and synthetic control use `primary_event` (default the last).
+    Synthetic DiD (placebo standard errors, the costliest design) runs for the outcomes in
+    `sdid_for` (default the first outcome)."""
     panel = get_panel(panel)
     evs = normalise_events(events)
     if primary_event is None:
@@ -130,7 +143,13 @@ def run_comparisons(la: str, outcomes: Sequence[str], events, comparator=vocab.C
             synth=fit_synthetic_control(unit.la_code, outcome, focus,
                                         exclude_donors=exclude_donors, **common),
             synth_ridge=fit_augmented_synthetic_control(unit.la_code, outcome, focus,
-                                                        exclude_donors=exclude_donors, **common))
+                                                        exclude_donors=exclude_donors, **common),
+            sdid=(fit_sdid(la_rate_panel(unit.la_code, outcome, focus, start_year, end_year,
+                                         exclude_donors, panel),
+                           event=focus.name, se_method="placebo", replications=SDID_PLACEBOS,
+                           seed=seed)
+                  if outcome in (sdid_for if sdid_for is not None else list(outcomes)[:1])
+                  else None))
     return out
 
 
@@ -140,4 +159,5 @@ def comparisons_for(spec: Analysis, outcomes: Sequence[str] | None = None
     return run_comparisons(spec.la_code, outcomes or spec.outcomes, spec.events,
                            comparator=spec.comparator, start_year=spec.start_year,
                            end_year=spec.end_year, exclude_donors=spec.exclude_donors,
-                           family=spec.family, primary_event=spec.primary_event)
+                           family=spec.family, primary_event=spec.primary_event,
+                           sdid_for=[spec.primary_outcome], seed=spec.seed)

@@ -20,6 +20,7 @@ from helpers.core.errors import CareTrendsError
 from helpers.core.records import EffectResult
 from helpers.data import LARecord
 from helpers.models.design import Interruption, parse_interruptions
+from helpers.models.panel import make_panel
 from helpers.spec import Event, interventions
 
 LA_LEVEL = "Local authority"
@@ -201,6 +202,19 @@ def treated_and_donors(la, outcome, event, start_year, end_year, exclude_donors,
     years = np.asarray(treated.index, int)
     check_event_years([event], years, min_pre=2)
     return panel, event, unit, treated, donors, years
+
+
+def la_rate_panel(la, outcome: str, event: Interruption, start_year: int, end_year: int | None,
+                  exclude_donors: Sequence[str] = (), panel: pd.DataFrame | None = None):
+    """The LA and its donor pool as a `helpers.models.panel` Panel of rates per 10,000 (the same
+    donors and window as DiD and synthetic control), the LA treated from the event."""
+    unit, treated, donors = donor_pool(la, outcome, start_year, end_year, exclude_donors, panel)
+    wide = pd.concat([treated.rename(unit.la_code).to_frame().T, donors])
+    long = (wide.rename_axis("la_code").reset_index()
+            .melt(id_vars="la_code", var_name="year", value_name=RATE))
+    long["year"] = long["year"].astype(int)
+    return make_panel(long, unit="la_code", time="year", outcome=RATE,
+                      treatment={unit.la_code: int(event.start)})
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from helpers.core.errors import CareTrendsError
 from helpers.core.records import CONTEXT_KEYS, effects_to_records
 from helpers import data
 from helpers.models.batch import fit_many
+from helpers.models.panel import Panel, fit_callaway_santanna, make_panel
 
 #: Control-limit coverages public-health funnel plots use (about 2 and 3 standard errors).
 FUNNEL_LEVELS = (0.95, 0.998)
@@ -278,3 +279,55 @@ def la_records(table: pd.DataFrame, la_code: str, event_name: str, measure: str,
                               **{key: context.get(key) for key in CONTEXT_KEYS})
 
 
+
+
+# ---------------------------------------------------------------------------------------------
+# What an inadequate judgement usually brings: a staggered design over every LA
+# ---------------------------------------------------------------------------------------------
+
+def inadequate_cohorts(start_year: int, end_year: int) -> pd.Series:
+    """la_code -> the first reporting year wholly after the LA's first ILACS inadequate judgement
+    (inspection date), for judgements leaving at least two earlier years in the window. ILACS
+    began in 2018: a council judged inadequate only under the earlier framework counts as never
+    judged here."""
+    ofsted = data.load_ofsted_inspections()
+    bad = ofsted[ofsted["judgement_key"].eq("inadequate")].sort_values("inspection_date")
+    first = bad.drop_duplicates("la_code").set_index("la_code")["inspection_date"]
+    years = first.map(lambda d: timeline.first_full_reporting_year(pd.Timestamp(d).date()))
+    return years[(years >= start_year + 2) & (years <= end_year)].astype(int)
+
+
+def judgement_panel(measure: str = "starts", start_year: int = 2014, end_year: int | None = None,
+                    treated: dict | None = None, units=None) -> Panel:
+    """Rates per 10,000 children for every LA with a complete series and no boundary change, as
+    a `helpers.models.panel` Panel; `treated` maps LA codes to their first treated year
+    (default: every ILACS inadequate judgement, `inadequate_cohorts`)."""
+    rows = local_authorities(data.load_panel(), measure, start_year, end_year)
+    end_year = int(rows["year"].max()) if end_year is None else end_year
+    complete = rows.dropna(subset=["count", "population"]).groupby("la_code")["year"].count()
+    keep = complete[complete == rows["year"].nunique()].index
+    rows = rows[rows["la_code"].isin(keep if units is None else keep.intersection(units))]
+    treated = inadequate_cohorts(start_year, end_year).to_dict() if treated is None else treated
+    treated = {k: v for k, v in treated.items() if k in set(rows["la_code"])}
+    panel = make_panel(rows, unit="la_code", time="year", outcome="count", exposure="population",
+                       treatment=treated)
+    return panel.rate(PER)
+
+
+def inadequate_event_study(la_code: str | None = None, measure: str = "starts",
+                           start_year: int = 2014, end_year: int | None = None):
+    """(national, own): the Callaway & Sant'Anna (2021) event study of `measure` per 10,000
+    around a first inadequate judgement, over every other judged LA with not-yet-judged LAs as
+    controls; and, when `la_code` was judged inadequate, the same design for that LA alone
+    against LAs never judged inadequate (None otherwise)."""
+    cohorts = inadequate_cohorts(start_year, end_year or int(data.load_panel()["year"].max()))
+    others = {k: v for k, v in cohorts.items() if k != la_code}
+    national = fit_callaway_santanna(judgement_panel(measure, start_year, end_year, others),
+                                     control_group="notyet", event="inadequate_judgement")
+    own = None
+    if la_code in cohorts.index:
+        alone = judgement_panel(measure, start_year, end_year, {la_code: int(cohorts[la_code])})
+        panel = alone.subset([u for u in alone.units
+                              if u == la_code or u not in cohorts.index])
+        own = fit_callaway_santanna(panel, control_group="never", event="inadequate_judgement")
+    return national, own

@@ -377,6 +377,22 @@ def summary_augmented(res) -> str:
             f"{row.p_value:.3f}, rank {res.rank} of {res.n_donors + 1}).")
 
 
+def summary_sdid(res, mde: float | None = None) -> str:
+    """Synthetic DiD in words, with the smallest effect its placebo distribution could detect."""
+    row = res.effects.iloc[0]
+    direction = "below" if row.estimate < 0 else "above"
+    text = (f"Synthetic difference-in-differences (Arkhangelsky et al. 2021: donor and year "
+            f"weights chosen so the weighted donors move in parallel with the LA before the "
+            f"event): after the event the rate was {abs(row.estimate):.1f} per 10,000 {direction} "
+            f"what the weighted donors imply (95% CI {row.ci_low:+.1f} to {row.ci_high:+.1f}, "
+            f"placebo standard errors; p = {row.p_value:.3f}).")
+    if mde is not None and np.isfinite(mde):
+        text += (f" With these donors the design reliably detects (80% power) a change of about "
+                 f"{mde:.1f} per 10,000 or more; a smaller change could go undetected, so a "
+                 "result that cannot be separated from no change rules out only larger ones.")
+    return text
+
+
 def synthetic_control_checks(res: SyntheticControlResult) -> list[str]:
     """How far to trust the plain synthetic control, in words (pre-period fit, the LA against
     its donors' range, whether the weights are unique)."""

@@ -176,3 +176,67 @@ def write_league_table(table: pd.DataFrame, path) -> None:
         out[col] = out[col].round(4)
     out["p_value"] = out["p_value"].round(6)
     atomic_write_text(path, out.to_csv(index=False, lineterminator="\n"))
+
+
+def plot_inadequate_event_study(national, own=None, la_name: str | None = None, ax=None,
+                                measure: str = "starts"):
+    """The national event study around a first inadequate judgement (95% pointwise band) with
+    the LA's own path (points only: one LA's analytic errors are not reliable)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5))
+    dyn = national.dynamic
+    band = 1.959964 * dyn["se"]
+    ax.fill_between(dyn["event_time"], dyn["estimate"] - band, dyn["estimate"] + band,
+                    color=charts.PALETTE["fitted"], alpha=0.18,
+                    label="95% confidence band (every judged LA)")
+    ax.plot(dyn["event_time"], dyn["estimate"], "o-", color=charts.PALETTE["fitted"],
+            label="average change, every other LA judged inadequate")
+    if own is not None:
+        mine = own.dynamic
+        ax.plot(mine["event_time"], mine["estimate"], "D--", color=charts.PALETTE["counterfactual"],
+                label=f"{la_name} against LAs never judged inadequate")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.axvline(-0.5, color=charts.PALETTE["event"], linestyle="--", linewidth=1)
+    ax.set_xlabel("Years since the first full year after the judgement (0)")
+    ax.set_ylabel(f"Difference in {vocab.measure_label(measure).lower()} per 10,000")
+    ax.set_title("After an inadequate judgement: change against councils not (yet) judged")
+    ax.legend(fontsize=8, frameon=False, loc="lower left")
+    return ax
+
+
+def inadequate_reading(national, own=None, la_name: str | None = None,
+                       measure: str = "starts", until: int | None = None,
+                       until_title: str | None = None) -> str:
+    """What inadequate judgements usually bring, and how the LA's own path compares (its years
+    from `until` on left out, e.g. from its primary event, so a later programme is not read as
+    the judgement's doing)."""
+    words = vocab.MEASURE_INFO[measure].phrase if measure in vocab.MEASURE_INFO else measure
+    est, se = national.dynamic_overall
+    low, high = est - 1.959964 * se, est + 1.959964 * se
+    n = len(national.group_time["group"].unique()) if hasattr(national, "group_time") else None
+    direction = ("fewer" if high < 0 else "more" if low > 0 else None)
+    text = (f"Across the councils judged inadequate since ILACS began in 2018 "
+            f"({len(national.panel.treated_units)} in {n} yearly cohorts), {words} in the years "
+            f"after the judgement averaged {est:+.1f} per 10,000 children against councils not yet "
+            f"judged (95% CI {low:+.1f} to {high:+.1f}): "
+            + (f"judgements are usually followed by {direction} children entering care."
+               if direction else "no change that the data can separate from chance."))
+    if own is not None:
+        mine = own.dynamic
+        if until is not None:
+            cohort = int(own.panel.start.dropna().iloc[0])
+            mine = mine[mine["event_time"] + cohort < until]
+        after = mine[mine["event_time"] >= 0]["estimate"]
+        text += (f" {la_name}'s own path after its judgement averaged {after.mean():+.1f} per "
+                 f"10,000 against councils never judged inadequate ("
+                 + ", ".join(f"year {int(r.event_time):+d}: {r.estimate:+.1f}"
+                             for r in mine[mine["event_time"] >= 0].itertuples())
+                 + ")"
+                 + (f", leaving out the years from {until_title} on" if until_title else "")
+                 + "; "
+                 + ("it lies outside the national 95% interval, so its path after the judgement "
+                    "differs from what judgements usually bring."
+                    if not low <= after.mean() <= high else
+                    "it lies within the national 95% interval, so its path after the judgement "
+                    "is like what judgements usually bring."))
+    return text
