@@ -278,7 +278,8 @@ def test_run_comparisons_side_by_side_and_records(panel):
     comps = comp.run_comparisons("800", ["starts", "cla_31_march"], [EVENT], comparator="region",
                                  start_year=2012, panel=panel, with_its=False)
     table = present_comp.side_by_side(comps)
-    assert len(table) == 2 * 5 and set(table["outcome"]) == {vocab.measure_label("starts"),
+    # five designs per outcome, and synthetic DiD for the first outcome
+    assert len(table) == 2 * 5 + 1 and set(table["outcome"]) == {vocab.measure_label("starts"),
                                                              vocab.measure_label("cla_31_march")}
     starts = table[table["outcome"] == vocab.measure_label("starts")]
     assert (starts["reading"] == "clear fall").sum() >= 3
