@@ -38,11 +38,14 @@ def _observed_and_counterfactual(ax, res, observed: str, counterfactual: str, la
 
 def _finish(ax, res, title: str, ylabel: str = RATE_AXIS, events=None):
     """Event markers, title, axis labels and legend every comparative chart shares."""
-    charts.mark_events(ax, events or {res.event.name: res.event.start - 0.5})
-    ax.set_title(title)
+    if not events:
+        label = getattr(res.event, "title", None) or res.event.name
+        events = {label: res.event.start - 0.5}
+    charts.mark_events(ax, events)
+    ax.set_title(charts.wrap(charts.human_name(title), 48), pad=22)
     ax.set_xlabel(YEAR_AXIS)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    charts.legend_below(ax)
     return ax
 
 
