@@ -20,6 +20,7 @@ else:
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from helpers.present.tables import register_dataframe_formatter  # noqa: E402
 from helpers.spec import interventions  # noqa: E402
 
 #: Okabe-Ito colours (safe for the common colour-vision deficiencies), dark enough for text on
@@ -198,3 +199,4 @@ def _register_alt_text() -> None:
 
 if "ipykernel" in sys.modules:
     _register_alt_text()
+    register_dataframe_formatter()  # every DataFrame a report shows is a readable table

@@ -122,9 +122,9 @@ def breaks_reading(breaks: Sequence, comparison: pd.DataFrame, unit: str = "year
     misses = comparison[~comparison["coincides"]]
     if len(hits):
         text += (" Declared events with a data-driven break within one " + unit + ": "
-                 + ", ".join(hits["event"]) + ".")
+                 + ", ".join(charts.human_name(e) for e in hits["event"]) + ".")
     if len(misses):
-        text += (" No break near: " + ", ".join(misses["event"])
+        text += (" No break near: " + ", ".join(charts.human_name(e) for e in misses["event"])
                  + " (a break at the very end of the series cannot be seen: each regime needs "
                  "several points).")
     return text

@@ -46,12 +46,18 @@ def human_label(name) -> str:
     return text
 
 
+#: A code identifier inside a longer text (not part of a file name or path).
+_CODE_TOKEN = re.compile(r"(?<![\w./-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w./-])")
+
+
 def human_value(text: str) -> str:
-    """A code identifier in a cell as words ('strategies_2020' -> 'Strategies 2020')."""
+    """Code identifiers in a cell as words ('strategies_2020' -> 'Strategies 2020';
+    'computed_interpolated_population 2011' -> 'computed interpolated population 2011');
+    file names are left as they are."""
     if _CODE.match(text):
         words = text.replace("_", " ")
         return words[:1].upper() + words[1:]
-    return text
+    return _CODE_TOKEN.sub(lambda m: m.group(1).replace("_", " "), text)
 
 
 def format_p(value) -> str:

@@ -174,7 +174,8 @@ def add_answer_to_pages(folder: Path, summary_stem: str = "09_summary") -> int:
         text = page.read_text(encoding="utf-8")
         new = text
         start, end = ANSWER_MARK
-        if answer is not None and start in new and 'class="answer"' not in _between(new):
+        full = '<section class="answer"' in new  # the summary page carries the whole answer
+        if answer is not None and start in new and not full and not _between(new):
             block = short_html(answer, summary_href=f"{summary_stem}.html")
             a, b = new.index(start) + len(start), new.index(end)
             new = new[:a] + block + new[b:]
