@@ -32,6 +32,7 @@ results_dir = None  # set by the runner: where the other notebooks' estimates ar
 # %% tags=["headline", "nbval-ignore-output"]
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from helpers import data, spec as specs
@@ -65,7 +66,7 @@ for target, projection in tracked:
     display(Markdown(f"## The target: {target.description or vocab.measure_label(target.outcome)}"))
     target_series = data.annual_series(spec.la_code, target.outcome)
     targets.plot_target(projection, target_series, spec.la_name)
-    charts.plt.show()
+    plt.show()
     display(charts.data_link(targets.chart_table(projection, target_series),
                              f"target_{target.outcome}.csv", write=bool(results_dir)))
     display(Markdown(f"**{projection.verdict_words}.** {projection.sentence} The projection "

@@ -28,7 +28,7 @@ def site_pages(root: Path) -> list[Path]:
     return pages
 
 #: Text a reader must never see: Python's missing values, code names of events and columns.
-FORBIDDEN = [re.compile(p) for p in (r"\bNone\b", r"\bNaN\b", r"\bnan\b", r"_20\d\d\b",
+FORBIDDEN = [re.compile(p) for p in (r"\bNone\b(?! of)", r"\bNaN\b", r"\bnan\b", r"_20\d\d\b",
                                      r"\bp_value\b", r"\bci_low\b", r"\bci_high\b",
                                      r"\bn_sim\b", r"\b[a-z]+_[a-z]+_[a-z0-9_]+\b")]
 

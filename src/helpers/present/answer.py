@@ -269,15 +269,18 @@ def when_we_know(head: Mapping | None, years_after: int, last_year: int,
         parts.append(f"The next annual release ({next_label} figures, published in the "
                      f"autumn of {last_year + 1}) lowers that to about {mde_next:.0f}%.")
     months, half = head.get("months_to_detect"), head.get("months_to_detect_half")
-    size = abs(change) * 100 if change is not None and not is_missing(change) else None
+    # The sensitivity page sized its months-to-detect on the pre-declared estimate.
+    declared = head.get("default_percent")
+    size = abs(declared) if declared is not None and not is_missing(declared) else None
     if months is not None and size is not None:
-        parts.append(f"With the council's own monthly data, a change of this size ({size:.0f}%) "
-                     f"would show reliably within about {int(months)} months of the event"
+        parts.append(f"With the council's own monthly data, a change the size of the "
+                     f"pre-declared estimate ({size:.0f}%) would show reliably within about "
+                     f"{int(months)} months of the event"
                      + (f", and one half that size within {int(half)} months." if half else
                         "; one half that size would take longer than five years."))
     elif size is not None:
-        parts.append(f"Even five years of monthly data would not reliably show a change of this "
-                     f"size ({size:.0f}%).")
+        parts.append(f"Even five years of the council's own monthly data would not reliably "
+                     f"show a change the size of the pre-declared estimate ({size:.0f}%).")
     return " ".join(parts) or "How much more data would settle the question is not estimated."
 
 

@@ -204,10 +204,10 @@ def plot_target(tp: TargetProjection, series: pd.DataFrame, la_name: str, ax=Non
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("Year ending 31 March")
     ax.set_ylabel(vocab.measure_label(tp.outcome))
-    ax.set_title(f"{la_name}: {tp.verdict_words.lower()} for the target")
+    ax.set_title(charts.wrap(f"{la_name}: {tp.verdict_words.lower()} for the target", 48))
     low = min(float(rows["count"].min()), tp.target, tp.low or tp.target) * 0.9
     ax.set_ylim(bottom=max(0, low))
-    ax.legend(loc="lower left", fontsize=10, frameon=True, framealpha=0.9)
+    charts.legend_below(ax)
     charts.set_alt_text(ax.figure, f"{vocab.measure_label(tp.outcome)} in {la_name} against "
                         f"the target. {tp.verdict_words}. {tp.sentence}")
     return ax

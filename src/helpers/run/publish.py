@@ -174,7 +174,8 @@ def add_answer_to_pages(folder: Path, summary_stem: str = "09_summary") -> int:
         text = page.read_text(encoding="utf-8")
         new = text
         start, end = ANSWER_MARK
-        full = '<section class="answer"' in new  # the summary page carries the whole answer
+        # The summary page carries the whole answer (nbconvert may reorder its attributes).
+        full = re.search(r'<section[^>]*\bclass="answer"', new) is not None
         if answer is not None and start in new and not full and not _between(new):
             block = short_html(answer, summary_href=f"{summary_stem}.html")
             a, b = new.index(start) + len(start), new.index(end)
