@@ -428,17 +428,21 @@ def _e(text) -> str:
 
 def answer_html(answer: Answer, *, glossary: str = GLOSSARY_HREF) -> str:
     """The full answer block (the summary page's first screen)."""
-    target = ""
+    target = target_line = ""
     if answer.target:
         t = answer.target
         target = (f'<div class="answer-row"><dt>Target</dt><dd><strong>{_e(t["verdict_words"])}'
                   f'</strong>. {_e(t["sentence"])}</dd></div>')
+        target_line = (f'<p class="verdict target-verdict"><span class="verdict-label">Target:'
+                       f'</span> {_e(t["verdict_words"])}. <span class="target-short">'
+                       f'{_e(t.get("short", ""))}</span></p>')
     year = f" in {_e(answer.estimate_year)}" if answer.estimate_year else ""
     return (
         f'<section class="answer" aria-labelledby="answer-h">'
         f'<h2 id="answer-h" class="answer-question">{_e(answer.question)}</h2>'
         f'<p class="verdict verdict-{_e(answer.verdict)}"><span class="verdict-label">Answer so far:'
         f'</span> {_e(answer.verdict_words)}</p>'
+        f'{target_line}'
         f'<dl class="answer-facts">'
         f'<div class="answer-row"><dt>What happened</dt><dd>{_e(answer.observed)}</dd></div>'
         f'<div class="answer-row"><dt>Compared with the earlier trend</dt><dd>'
@@ -464,8 +468,8 @@ def short_html(answer: Mapping, *, summary_href: str = "09_summary.html",
     a = Answer.from_json(answer) if not isinstance(answer, Answer) else answer
     target = ""
     if a.target:
-        target = (f' <strong>Target:</strong> {_e(a.target["verdict_words"])}: '
-                  f'{_e(a.target["sentence"])}')
+        target = (f' <strong>Target: {_e(a.target["verdict_words"])}.</strong> '
+                  f'{_e(a.target.get("short") or a.target["sentence"])}')
     return (
         f'<aside class="answer answer-short" aria-label="The answer so far">'
         f'<p class="answer-question"><strong>{_e(a.question)}</strong></p>'

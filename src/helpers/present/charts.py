@@ -149,7 +149,10 @@ def figure_alt_text(fig) -> str:
     if getattr(fig, "_suptitle", None) is not None and fig._suptitle.get_text():
         parts.append(fig._suptitle.get_text())
     for ax in fig.axes:
-        bits = [ax.get_title() or "Chart"]
+        # Titles sit on the left in the report style (axes.titlelocation).
+        title = " ".join(ax.get_title(loc=loc) for loc in ("left", "center", "right")
+                         if ax.get_title(loc=loc))
+        bits = [" ".join(title.split()) or "Chart"]
         if ax.get_xlabel() or ax.get_ylabel():
             bits.append(f"{ax.get_ylabel() or 'value'} against {ax.get_xlabel() or 'x'}")
         legend = ax.get_legend()

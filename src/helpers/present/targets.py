@@ -82,10 +82,24 @@ class TargetProjection:
                      "; the target lies outside that range.")
         return text
 
+    @property
+    def short(self) -> str:
+        """'848 or fewer by 31 March 2026; the recent trend projects about 1,349 (95% prediction
+        interval 1,119 to 1,626).'"""
+        way = "or fewer" if self.reduction else "or more"
+        text = f"{self.target:,.0f} {way} by {_date_words(self.by)}"
+        if self.actual is not None:
+            return text + f"; the figure was {self.actual:,.0f}."
+        if self.projected is not None:
+            return (text + f"; the recent trend projects about {self.projected:,.0f} (95% "
+                    f"prediction interval {self.low:,.0f} to {self.high:,.0f}).")
+        return text + "."
+
     def to_json(self) -> dict:
         out = asdict(self)
         out["verdict_words"] = self.verdict_words
         out["sentence"] = self.sentence
+        out["short"] = self.short
         return out
 
 
