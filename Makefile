@@ -13,7 +13,11 @@ export CARE_TRENDS_RAW_DIR ?= $(abspath $(RAW_DIR))
 export PYTHONHASHSEED := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: reports test venv bench clean lock
+.PHONY: reports test venv bench clean lock browser
+
+# The browser suite (tests/browser) drives Debian's chromium; installed here when missing and
+# running as root (CI), quietly; otherwise the suite skips with a message (and fails under CI).
+CHROMIUM ?= /usr/bin/chromium
 
 venv: $(STAMP)
 
@@ -26,7 +30,14 @@ $(STAMP): requirements.lock pyproject.toml
 reports: $(STAMP)
 	$(BIN)/care-trends run
 
-test: $(STAMP)
+browser:
+	@test -x $(CHROMIUM) || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium fonts-liberation >/dev/null; \
+	else echo "no $(CHROMIUM): the browser tests will skip (apt-get install chromium as root)"; fi; }
+
+test: $(STAMP) browser
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 

@@ -30,7 +30,8 @@ overrides = {}  # to try a change in JupyterLab, e.g. {"la": "Staffordshire"}
 results_path = None  # set by the runner: where this notebook's estimates go
 
 # %%
-from IPython.display import Markdown
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
 
 from helpers import spec as specs
 from helpers.core.records import save_records
@@ -43,16 +44,22 @@ charts.setup_style()
 spec = specs.load_analysis(analysis, overrides)
 fits = its_for(spec)
 first = next(iter(fits.values()))
+publishing = bool(results_path)  # the runner publishes each chart's numbers beside the page
 Markdown(f"{its_words.impact_model_text(first)} Model: {spec.family}, reporting years "
-         f"{spec.start_year} to {int(first.counterfactual['time'].max())}. The charts show the "
-         f"trend that would have continued without {spec.event.title}, the analysis' primary event.")
+         f"{spec.start_year} to {int(first.counterfactual['time'].max())}. Each chart shows the "
+         f"published figures, the model's trend, and the trend expected without "
+         f"**{spec.event.title}** (the analysis' primary event) if the earlier trend had "
+         "continued, with its 95% confidence band. Numbered lines mark the events.")
 
 # %% [markdown]
 # ## Children starting to be looked after
 
 # %%
 if "starts" in fits:
-    its_words.plot(fits["starts"], title=f"{spec.la_name}: children starting to be looked after");
+    its_words.plot(fits["starts"], title=f"{spec.la_name}: children starting to be looked after", la_name=spec.la_name)
+    plt.show()
+    display(charts.data_link(its_words.chart_table(fits["starts"]), f"its_starts.csv",
+                             write=publishing))
 
 # %%
 Markdown(its_words.summary(fits["starts"])) if "starts" in fits else None
@@ -62,7 +69,10 @@ Markdown(its_words.summary(fits["starts"])) if "starts" in fits else None
 
 # %%
 if "cla_31_march" in fits:
-    its_words.plot(fits["cla_31_march"], title=f"{spec.la_name}: children looked after on 31 March");
+    its_words.plot(fits["cla_31_march"], title=f"{spec.la_name}: children looked after on 31 March", la_name=spec.la_name)
+    plt.show()
+    display(charts.data_link(its_words.chart_table(fits["cla_31_march"]), f"its_cla_31_march.csv",
+                             write=publishing))
 
 # %%
 Markdown(its_words.summary(fits["cla_31_march"])) if "cla_31_march" in fits else None
@@ -72,7 +82,10 @@ Markdown(its_words.summary(fits["cla_31_march"])) if "cla_31_march" in fits else
 
 # %%
 if "ceased" in fits:
-    its_words.plot(fits["ceased"], title=f"{spec.la_name}: children ceasing to be looked after");
+    its_words.plot(fits["ceased"], title=f"{spec.la_name}: children ceasing to be looked after", la_name=spec.la_name)
+    plt.show()
+    display(charts.data_link(its_words.chart_table(fits["ceased"]), f"its_ceased.csv",
+                             write=publishing))
 
 # %%
 Markdown(its_words.summary(fits["ceased"])) if "ceased" in fits else None
@@ -97,7 +110,9 @@ Markdown(
     + (": " + "; ".join(f"{row['outcome']} after {row['event']} ({row['effect']} "
                         f"{row['estimate (95% CI)']}), {row['reading']}"
                         for row in clear.to_dict("records")) if len(clear) else "")
-    + ". With this many tests, about one in twenty would exclude no change by chance alone."
+    + f". With {len(effects)} tests, about one in twenty would exclude no change by chance "
+    "alone, so a single such result is weak evidence on its own; the summary page weighs the "
+    "designs together."
 )
 
 # %%

@@ -59,7 +59,7 @@ display(Markdown(
     f"**{la}, {outcome.replace('_', ' ')}**, published DfE figures by reporting year (ending 31 "
     f"March), {int(series['year'].min())} to {int(series['year'].max())}; the main analysis "
     f"starts in {spec.start_year}. Events are in force from: "
-    + "; ".join(f"{name} {when} ({timeline.reporting_year_label(when)})"
+    + "; ".join(f"{spec.titles[name]}, {timeline.reporting_year_label(when)}"
                 for name, when in times.items())
     + f". Headline event: **{focus_title}**."))
 

@@ -31,7 +31,7 @@ results_path = None  # set by the runner: where this notebook's estimates go
 from IPython.display import Markdown
 
 from helpers import spec as specs
-from helpers.core.records import save_records
+from helpers.core.records import save_extra, save_records
 from helpers.models.pathway import fit_pathway, spend_context
 from helpers.present import charts
 from helpers.present import pathway as words
@@ -57,7 +57,8 @@ words.plot_funnel(pathway, charts.event_marks(spec.events));
 # ## Where the change appears
 
 # %% tags=["headline"]
-Markdown(words.reading(pathway, spec.event.title))
+reading = words.reading(pathway, spec.event.title)
+Markdown(reading)
 
 # %%
 Table(words.changes_table(pathway),
@@ -80,3 +81,4 @@ Markdown(words.spend_reading(spend, spec.la_name))
 if results_path:
     save_records(pathway.to_records(analysis=spec.analysis, notebook="08_pathway", la=spec.la),
                  results_path)
+    save_extra({"text": "**The pathway.** " + reading}, results_path, "reading")

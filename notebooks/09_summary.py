@@ -14,13 +14,11 @@
 # ---
 
 # %% [markdown]
-# # Summary: what the designs agree on
+# # The answer so far
 #
-# This notebook gathers the estimates every other notebook of the analysis published (single
-# series ITS, comparative designs, monthly series, sensitivity analyses) and reads them together:
-# one triangulation table of design, estimate, interval and verdict, the findings in plain
-# English, and the caveats that limit them. When a design's results are missing (its notebook
-# was not run or could not estimate), the summary says so rather than failing.
+# <!-- The block below answers the analysis' question: what happened, the change against the
+# earlier trend, how sure we can be and when we will know more. The evidence and the methods
+# follow it. -->
 
 # %% tags=["parameters"]
 analysis = "stoke-on-trent"  # an analysis in notebooks/params/; the runner passes its validated spec
@@ -31,71 +29,108 @@ results_dir = None  # set by the runner: where the other notebooks' estimates ar
 # <!-- nbval: the cells below depend on which results exist (reports/ is built by
 # `care-trends run`), so their outputs are not compared; they must still run without error. -->
 
-# %% tags=["nbval-ignore-output"]
-from IPython.display import Markdown
+# %% tags=["headline", "nbval-ignore-output"]
+from pathlib import Path
 
-from helpers import spec as specs
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+from helpers import data, spec as specs
 from helpers.core import vocab
+from helpers.core.io import atomic_write_json
 from helpers.core.records import load_extra
-from helpers.present import summary
-from helpers.present.tables import Table
+from helpers.models.analysis import its_for
+from helpers.present import answer as answers, charts, summary, targets
+from helpers.present.tables import Table, markdown_list
 
+charts.setup_style()
 spec = specs.load_analysis(analysis, overrides)
 records = summary.load_results(spec.analysis, results_dir)
-designs = sorted({vocab.design_label(d) for d in records["design"].dropna()})
-missing = summary.missing_results(records)
-Markdown(
-    (f"Estimates found for **{spec.la_name}**: {len(records)} from "
-     f"{records['notebook'].nunique()} notebooks ({', '.join(designs)})."
-     if len(records) else
-     f"No published estimates were found for {spec.la_name} yet. Run `care-trends run "
-     f"{analysis}` to execute the analysis; this summary then reads its results.")
-    + (f" No results from {', '.join(missing)} (not run, failed, or nothing estimable): the "
-       "findings below leave those designs out." if missing and len(records) else "")
-)
+sensitivity_headline = (load_extra(results_dir, "06_sensitivity", "headline")
+                        if results_dir else None)
+fits = its_for(spec)
+primary_series = data.annual_series(spec.la_code, spec.primary_outcome)
+event_year = spec.event.first_time("annual")
+tracked = [(t, targets.track_target(t, data.annual_series(spec.la_code, t.outcome), event_year))
+           for t in spec.targets]
+answer = answers.build_answer(spec, fits, records, sensitivity_headline, primary_series,
+                              target=tracked[0][1] if tracked else None)
+if results_dir:  # published beside results.json: the index card and every page show it
+    atomic_write_json(Path(results_dir).parent / "answer.json", answer.to_json())
+answer
+
+# %%
+if not tracked:
+    display(Markdown(f"{spec.la_name}'s analysis declares no numerical target."))
+for target, projection in tracked:
+    display(Markdown(f"## The target: {target.description or vocab.measure_label(target.outcome)}"))
+    target_series = data.annual_series(spec.la_code, target.outcome)
+    targets.plot_target(projection, target_series, spec.la_name)
+    plt.show()
+    display(charts.data_link(targets.chart_table(projection, target_series),
+                             f"target_{target.outcome}.csv", write=bool(results_dir)))
+    display(Markdown(f"**{projection.verdict_words}.** {projection.sentence} The projection "
+                     "continues the trend of the recent years; it is not a forecast of what "
+                     "the council's plan will do next."))
 
 # %% [markdown]
-# ## Findings
-# Each line counts, for the analysis' primary outcome, how many designs find fewer or more than
-# the pre-existing trend predicted with an interval that excludes no change.
+# ## The evidence, design by design
+# Each design estimates the change in the level of the primary outcome when the event took
+# effect, with its own weaknesses; agreement across them is what makes a finding credible.
+# Rate ratios: 1 means no change, 0.59 means 41% fewer than the earlier trend predicted.
+# Differences are in children per 10,000; an interval that includes no change means the
+# design cannot tell a change from no change.
 
-# %% tags=["headline", "nbval-ignore-output"]
-Markdown(summary.findings_text(records, spec.la_name, outcome=spec.primary_outcome,
-                               effect="level", titles=spec.titles))
+# %% tags=["nbval-ignore-output"]
+missing = summary.missing_results(records)
+display(Markdown(
+    (summary.findings_text(records, spec.la_name, outcome=spec.primary_outcome, effect="level",
+                           titles=spec.titles) if len(records) else
+     f"No published estimates were found for {spec.la_name} yet. Run `care-trends run "
+     f"{analysis}` to execute the analysis; this summary then reads its results.")
+    + (f"\n\nNo results from {', '.join(missing)} (not run, failed, or nothing estimable): "
+       "the findings leave those designs out." if missing and len(records) else "")))
+Table(summary.evidence_table(records, outcome=spec.primary_outcome, effect="level",
+                             titles=spec.titles),
+      caption=f"{spec.la_name}: {vocab.measure_label(spec.primary_outcome).lower()}, "
+              "change in level by design and event (official data only)")
 
 # %% [markdown]
 # ## How sure can anyone be, and when will we know?
-# From the sensitivity notebook: how much the primary event's estimate moves across reasonable
-# specifications and placebo dates, and how much data a trend test would need.
+# From the sensitivity page: how much the primary event's estimate moves across reasonable
+# analysis choices and earlier placebo dates, and how much data would settle it.
 
 # %% tags=["nbval-ignore-output"]
-sensitivity_headline = (load_extra(results_dir, "06_sensitivity", "headline")
-                        if results_dir else None)
 Markdown(sensitivity_headline["text"] if sensitivity_headline else
          "The sensitivity analyses have not been run with this summary (run `care-trends run "
          f"{analysis}`), so how fragile the estimates are is not quoted here.")
 
 # %% [markdown]
-# ## Triangulation table
-# Level changes for the primary outcome: ratios (1 = no change) for count models, differences for
-# linear ones. Agreement across designs with different weaknesses is what makes a finding
-# credible; a single design's estimate is not enough.
+# ## Where along the route into care, and what judgements usually bring
+# From the pathway page (referrals, children in need, child protection, care entry, stage by
+# stage) and the national page on councils judged inadequate.
 
 # %% tags=["nbval-ignore-output"]
-Table(summary.triangulation_table(records, outcome=spec.primary_outcome, effect="level",
-                                  titles=spec.titles),
-      caption=f"{spec.la_name}: {vocab.measure_label(spec.primary_outcome).lower()}, "
-              "level change by design and event")
+context = [load_extra(results_dir, stem, "reading") if results_dir else None
+           for stem in ("08_pathway", "10_inadequate_national")]
+Markdown("\n\n".join(c["text"] for c in context if c) or
+         "The pathway and national pages have not been run with this summary.")
 
 # %% [markdown]
 # ## Caveats
-# - **Few years.** Annual series give about a dozen points from 2014; each model estimates
-#   several parameters from them, so intervals are wide and single years matter.
-# - **Recent programmes.** An event from early 2024 has one full post year (2024-25) in the
-#   official data: an early signal, not a measured effect. Monthly SSDA903 data shorten the wait.
-# - **Other things changed at the same time.** A single series attributes any change at an event
-#   to it; the comparative designs (neighbours, region, synthetic control) test that, and they
-#   assume the comparators were not affected by similar programmes.
-# - **Definitions.** Starts and exits are counted per child per year; council-reported figures
-#   are not official statistics and never enter a model. Synthetic data, where used, is
-#   labelled SYNTHETIC and shows the method, not what happened.
+
+# %% tags=["nbval-ignore-output"]
+Markdown(markdown_list(summary.caveats(spec, len(fits[spec.primary_outcome].impact)
+                                       if spec.primary_outcome in fits else 1)))
+
+# %% [markdown]
+# ## Method demonstration on SYNTHETIC data
+# The monthly page shows what a council's own monthly records would add, using made-up
+# (SYNTHETIC) records shaped like the official figures. These estimates say nothing about what
+# happened and take no part in the answer above.
+
+# %% tags=["nbval-ignore-output"]
+demo = summary.evidence_table(records, outcome=spec.primary_outcome, effect="level",
+                              titles=spec.titles, synthetic=True)
+(Table(demo, caption="SYNTHETIC demonstration only: monthly estimates from made-up records")
+ if len(demo) else Markdown("No SYNTHETIC demonstration was run with this summary."))

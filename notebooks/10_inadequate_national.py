@@ -31,7 +31,7 @@ results_path = None  # set by the runner: where this notebook's estimates go
 from IPython.display import Markdown
 
 from helpers import spec as specs
-from helpers.core.records import save_records
+from helpers.core.records import save_extra, save_records
 from helpers.models.national import inadequate_event_study
 from helpers.present import charts
 from helpers.present import national as words
@@ -50,8 +50,9 @@ Markdown(f"Outcome: children starting to be looked after per 10,000 children, re
 words.plot_inadequate_event_study(national, own, spec.la_name);
 
 # %% tags=["headline"]
-Markdown(words.inadequate_reading(national, own, spec.la_name, until=spec.event.first_time(),
-                                  until_title=spec.event.title))
+reading = words.inadequate_reading(national, own, spec.la_name, until=spec.event.first_time(),
+                                   until_title=spec.event.title)
+Markdown(reading)
 
 # %% [markdown]
 # Councils judged inadequate only under the earlier inspection framework (before 2018) count
@@ -62,3 +63,5 @@ Markdown(words.inadequate_reading(national, own, spec.la_name, until=spec.event.
 if results_path:
     save_records(national.to_records(analysis=spec.analysis, notebook="10_inadequate_national",
                                      la="England (councils judged inadequate)"), results_path)
+    save_extra({"text": "**Inadequate judgements nationally.** " + reading}, results_path,
+               "reading")

@@ -223,7 +223,10 @@ def test_run_end_to_end_via_cli(tmp_path, notebook_dir):
     summary = (out / "09_summary.html").read_text()
     assert "1 of 1 estimate point to fewer starts" in summary  # read the other notebook's results
     index = (reports / "index.html").read_text()
-    assert 'href="small/01_alpha.html"' in index and "starts fell by a tenth" in index
+    assert 'href="small/01_alpha.html"' in index
+    # Per-notebook headlines stay in the manifest; the index shows the answer, not one-liners.
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "starts fell by a tenth" in manifest["notebooks"][0]["headline"]
     assert not list(reports.glob(".small*"))  # no temporary folder left
 
 
@@ -283,7 +286,8 @@ def test_build_index_without_runs(tmp_path):
 def test_table_is_a_real_accessible_table():
     html = Table(pd.DataFrame({"year": [2024], "name": ["<b>"], "rate": [12.345]}),
                        caption="Cap")._repr_html_()
-    assert html.startswith("<table><caption>Cap</caption>")
+    assert "<table><caption>Cap</caption>" in html
+    assert html.startswith('<div class="table-wrap" role="region" tabindex="0" aria-label="Cap">')
     assert '<th scope="col">year</th>' in html and "&lt;b&gt;" in html
     assert "<td>2024</td>" in html and "<td>12.345</td>" in html
     assert Table(pd.DataFrame({"n": [1063.0, 0.12345]}), "c")._repr_html_().count(

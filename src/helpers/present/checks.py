@@ -19,11 +19,11 @@ def placebo_summary(res) -> str:
     lines = []
     for row in res.summary_table.to_dict("records"):
         if row["n_placebo"] == 0:
-            lines.append(f"{row['event']} ({row['effect']}): no earlier date leaves enough "
+            lines.append(f"{charts.human_name(row['event'])} ({row['effect']}): no earlier date leaves enough "
                          "data before and after it, so no placebo comparison is possible.")
             continue
         lines.append(
-            f"{row['event']} ({row['effect']}): the real estimate is larger in size than "
+            f"{charts.human_name(row['event'])} ({row['effect']}): the real estimate is larger in size than "
             f"{row['n_smaller']} of {row['n_placebo']} placebo estimates at earlier dates "
             f"(placebo p = {row['rank_p']:.2f}"
             + ("; too few dates to judge" if row["n_placebo"] < 9 else "") + ").")
@@ -43,29 +43,31 @@ def plot_placebo(res, ax=None):
                    label="placebo date" if i == 0 else None, zorder=2)
         ax.scatter([row["percent"]], [i], color="#d1495b", marker="D", s=60,
                    label="real date" if i == 0 else None, zorder=3)
-        labels.append(f"{row['event']}\n({row['effect']})")
+        labels.append(f"{charts.human_name(row['event'])}\n({row['effect']})")
     ax.axvline(0, color="#1b1b1b", linewidth=0.8)
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels(labels)
     ax.set_xlabel("Estimated change (%; slopes: % per period)")
     ax.set_ylabel("Event (effect)")
-    ax.set_title("Placebo in time: real estimates against the same model at earlier dates")
+    ax.set_title(charts.wrap("Placebo in time: real estimates against the same model at "
+                             "earlier dates", 60))
     if labels:
-        ax.legend(loc="best", fontsize=8)
+        ax.legend(loc="best")
     return ax
 
 
 def speccurve_summary(res) -> str:
     s = res.stats()
     if s["n_specs"] == 0:
-        return f"No specification could be fitted for {res.event}."
+        return f"No specification could be fitted for {charts.human_name(res.event)}."
     if s["share_negative"] > 0.6:
         direction = "Most specifications point to a fall."
     elif s["share_negative"] < 0.4:
         direction = "Most specifications point to a rise."
     else:
         direction = "The specifications disagree even on the direction."
-    return (f"Across {s['n_specs']} specifications the {res.event} level change ranges from "
+    return (f"Across {s['n_specs']} specifications the {charts.human_name(res.event)} level "
+            "change ranges from "
             f"{s['min_percent']:+.0f}% to {s['max_percent']:+.0f}% (median "
             f"{s['median_percent']:+.0f}%); {s['share_negative']:.0%} point to a fall and "
             f"{s['share_significant']:.0%} are statistically significant at 5%. {direction}")
@@ -88,7 +90,8 @@ def plot_speccurve(res, fig=None):
                    label="pre-declared analysis", zorder=3)
     ax.axhline(0, color="#1b1b1b", linewidth=0.8)
     ax.set_ylabel("Level change (%)")
-    ax.set_title(f"Specification curve: {res.event} level change under every choice")
+    ax.set_title(charts.wrap(f"Specification curve: {charts.human_name(res.event)} level "
+                             "change under every choice", 60))
     ax.set_xticks([])
     ax.legend(fontsize=8, loc="best")
     ax2 = fig.add_subplot(gs[1], sharex=ax)
@@ -119,9 +122,9 @@ def breaks_reading(breaks: Sequence, comparison: pd.DataFrame, unit: str = "year
     misses = comparison[~comparison["coincides"]]
     if len(hits):
         text += (" Declared events with a data-driven break within one " + unit + ": "
-                 + ", ".join(hits["event"]) + ".")
+                 + ", ".join(charts.human_name(e) for e in hits["event"]) + ".")
     if len(misses):
-        text += (" No break near: " + ", ".join(misses["event"])
+        text += (" No break near: " + ", ".join(charts.human_name(e) for e in misses["event"])
                  + " (a break at the very end of the series cannot be seen: each regime needs "
                  "several points).")
     return text
@@ -147,8 +150,8 @@ def plot_breaks(series: pd.Series, result: BreakResult, times: Mapping[str, floa
         charts.mark_events(ax, {k: float(v) - 0.5 for k, v in times.items()})
     ax.set_xlabel("Reporting year (ending 31 March)")
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(charts.wrap(title, 60), pad=22)
+    charts.legend_below(ax)
     return ax
 
 
@@ -167,9 +170,10 @@ def plot_when_will_we_know(table: pd.DataFrame, *, current_percent: float | None
                    label=f"size of the current estimate ({abs(current_percent):.0f}%)")
     ax.set_xlabel(f"Months of data after {event}")
     ax.set_ylabel("Smallest fall detectable (%)")
-    ax.set_title("When will we know? Smallest change detectable with 80% power")
+    ax.set_title(charts.wrap("When will we know? Smallest change detectable with 80% "
+                             "power", 60))
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
+    ax.legend()
     return ax
 
 

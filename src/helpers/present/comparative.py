@@ -38,11 +38,14 @@ def _observed_and_counterfactual(ax, res, observed: str, counterfactual: str, la
 
 def _finish(ax, res, title: str, ylabel: str = RATE_AXIS, events=None):
     """Event markers, title, axis labels and legend every comparative chart shares."""
-    charts.mark_events(ax, events or {res.event.name: res.event.start - 0.5})
-    ax.set_title(title)
+    if not events:
+        label = getattr(res.event, "title", None) or res.event.name
+        events = {label: res.event.start - 0.5}
+    charts.mark_events(ax, events)
+    ax.set_title(charts.wrap(charts.human_name(title), 48), pad=22)
     ax.set_xlabel(YEAR_AXIS)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    charts.legend_below(ax)
     return ax
 
 
@@ -86,7 +89,7 @@ def plot_controlled(res, ax=None):
                     color=charts.PALETTE["counterfactual"], alpha=0.15)
     ax.plot(cf["time"], cf["comparator_rate"], "s:", color=charts.PALETTE["comparator"],
             label=res.comparator_label)
-    return _finish(ax, res, f"Controlled ITS: {res.unit.la_name}, {res.outcome}",
+    return _finish(ax, res, f"Controlled ITS: {res.unit.la_name}, {vocab.measure_label(res.outcome).lower()}",
                    events={ev.name: ev.start - 0.5 for ev in res.events})
 
 
@@ -118,7 +121,7 @@ def plot_did(res, ax=None):
                 label="95% placebo interval")
     ax.plot(cf["time"], cf["donor_mean"], ":", color=charts.PALETTE["comparator"],
             label="mean of other LAs")
-    return _finish(ax, res, f"Difference-in-differences: {res.unit.la_name}, {res.outcome}")
+    return _finish(ax, res, f"Difference-in-differences: {res.unit.la_name}, {vocab.measure_label(res.outcome).lower()}")
 
 
 def summary_event_study(res) -> str:
@@ -148,7 +151,7 @@ def plot_event_study(res, ax=None):
     ax.axvline(-0.5, color=charts.PALETTE["event"], linestyle="--", linewidth=1)
     ax.errorbar(rel, eff["estimate"], yerr=[eff["estimate"] - eff["ci_low"], eff["ci_high"] - eff["estimate"]],
                 fmt="o", color=charts.PALETTE["fitted"], capsize=3)
-    ax.set_title(f"Event study: {res.unit.la_name}, {res.outcome} (placebo 95% intervals)")
+    ax.set_title(f"Event study: {res.unit.la_name}, {vocab.measure_label(res.outcome).lower()} (placebo 95% intervals)")
     ax.set_xlabel(f"Years since {res.event.name} (0 = first full year)")
     ax.set_ylabel("Difference in rate per 10,000")
     return ax
@@ -188,7 +191,7 @@ def plot_synthetic_control(res, ax=None):
     _observed_and_counterfactual(ax, res, "observed", "counterfactual", "synthetic control")
     ax.fill_between(cf["time"], cf["cf_low"], cf["cf_high"], color=charts.PALETTE["counterfactual"],
                     alpha=0.12, label="placebo gap range (95%)")
-    return _finish(ax, res, f"Synthetic control: {res.unit.la_name}, {res.outcome}")
+    return _finish(ax, res, f"Synthetic control: {res.unit.la_name}, {vocab.measure_label(res.outcome).lower()}")
 
 
 def plot_gaps(res, ax=None, max_pre_ratio: float | None = 5.0):

@@ -256,9 +256,53 @@ def plot_diagnostics(res, axes=None):
 
 
 
-def plot(res, ax=None, *, title=None, ylabel=None, synthetic=None, observed=None):
-    """Observed points, fitted segments, the counterfactual with its band, and the events.
+def chart_table(res, observed=None) -> pd.DataFrame:
+    """The numbers behind `plot`: each period's published figure, the model's fit, and the
+    trend expected without the primary event with its 95% confidence band (rounded).
+    `observed`: small-count-safe values to publish instead of the exact counts (episode data)."""
+    cf = res.counterfactual
+    ev = res.event
+    after = cf["time"] >= ev.first_in_force - 1
+    points = cf["observed"] if observed is None else pd.Series(np.asarray(observed, float))
+    out = pd.DataFrame({
+        "period": cf["label"],
+        "published figure": points.round(0),
+        "model fit": cf["fitted"].round(1),
+        f"expected without {ev.title}": cf["counterfactual"].where(after).round(1),
+        "expected, 95% band low": cf["cf_low"].where(after).round(1),
+        "expected, 95% band high": cf["cf_high"].where(after).round(1),
+    })
+    return out
 
+
+def plot_message(res, la_name: str | None = None) -> str:
+    """The chart's message in one or two sentences (its alt text)."""
+    cf = res.counterfactual
+    ev = res.event
+    last = cf.iloc[-1]
+    noun = _outcome_words(res.outcome)[0]
+    where = f" in {la_name}" if la_name else ""
+    text = (f"{first_upper(noun)}{where}, {cf['label'].iloc[0]} to {last['label']}. "
+            f"In {last['label']} the figure was {last['observed']:,.0f}, against about "
+            f"{last['counterfactual']:,.0f} expected if the trend before {ev.title} had "
+            f"continued (95% confidence band {last['cf_low']:,.0f} to {last['cf_high']:,.0f}).")
+    return text
+
+
+#: The vertical axis stops at this multiple of the largest published or fitted value; a
+#: confidence band reaching higher is cut there and marked with an arrow.
+AXIS_HEADROOM = 1.3
+
+
+def plot(res, ax=None, *, title=None, ylabel=None, synthetic=None, observed=None,
+         la_name: str | None = None):
+    """Published figures, the model's fitted trend, and the trend expected without the primary
+    event (the counterfactual) with its 95% confidence band; events numbered above the plot and
+    named in the legend below it.
+
+    The axis is kept to the data (AXIS_HEADROOM): a band reaching beyond it is cut, with an
+    arrow and its top value written at the cut. A segment with a single period (one year after
+    an event) is fitted exactly, so the model line there sits on the published point.
     `observed`: the values to draw as observed points, one per fitted period (NaN = not shown),
     instead of the exact counts: for episode data, the small-count-safe numbers of
     `helpers.ssda903.chart_counts`."""
@@ -266,41 +310,61 @@ def plot(res, ax=None, *, title=None, ylabel=None, synthetic=None, observed=None
         _, ax = plt.subplots()
     cf = res.counterfactual
     points = cf["observed"] if observed is None else np.asarray(observed, float)
-    ax.scatter(cf["time"], points, color=charts.PALETTE["observed"], s=22,
-               zorder=3, label="observed" if observed is None else "observed (small counts hidden)")
+    ax.plot(cf["time"], points, linestyle="none", marker="o", markersize=6,
+            color=charts.PALETTE["observed"], zorder=4,
+            label="Published figure" if observed is None
+            else "Published figure (counts under 5 hidden)")
     cuts = sorted({ev.start for ev in res.events})
     edges = [-np.inf] + cuts + [np.inf]
+    first_line = True
     for i in range(len(edges) - 1):
         seg = cf[(cf["time"] >= edges[i]) & (cf["time"] < edges[i + 1])]
-        if len(seg):
-            ax.plot(seg["time"], seg["fitted"], color=charts.PALETTE["fitted"],
-                    linewidth=2, marker="D" if len(seg) == 1 else None, markersize=7,
-                    markerfacecolor="none", markeredgewidth=1.5,
-                    label="fitted" if i == 0 else None)
+        if len(seg) > 1:
+            ax.plot(seg["time"], seg["fitted"], color=charts.PALETTE["fitted"], linewidth=2.2,
+                    label="Model: trend with a change at each event" if first_line else None)
+            first_line = False
     ev = res.event
     band = cf[cf["time"] >= ev.first_in_force - 1]
+    top = AXIS_HEADROOM * float(np.nanmax(np.r_[np.asarray(points, float), cf["fitted"],
+                                                band["counterfactual"]]))
     ax.plot(band["time"], band["counterfactual"], color=charts.PALETTE["counterfactual"],
-            linestyle="--", linewidth=1.6, label=f"without {ev.title} (trend continued)")
-    ax.fill_between(band["time"], band["cf_low"], band["cf_high"],
-                    color=charts.PALETTE["counterfactual"], alpha=0.18, linewidth=0,
-                    label=f"{int(round(100 * res.ci_level))}% interval")
+            linestyle="--", linewidth=2,
+            label=charts.wrap(f"Expected without {ev.title} (earlier trend continued)"))
+    ax.fill_between(band["time"], band["cf_low"], np.minimum(band["cf_high"], top),
+                    color=charts.PALETTE["counterfactual"], alpha=0.16, linewidth=0,
+                    label=f"{int(round(100 * res.ci_level))}% confidence band of the expected trend")
+    clipped = band[band["cf_high"] > top]
+    if len(clipped):
+        peak = clipped.loc[clipped["cf_high"].idxmax()]
+        ax.annotate(f"band continues to {peak['cf_high']:,.0f}", xy=(peak["time"], top),
+                    xytext=(-6, -22), textcoords="offset points", ha="right",
+                    fontsize=charts.BASE_FONT - 3, color=charts.PALETTE["counterfactual"],
+                    arrowprops={"arrowstyle": "->", "color": charts.PALETTE["counterfactual"]})
+    last = cf.iloc[-1]
+    if np.isfinite(np.asarray(points, float)[-1]):
+        ax.annotate(f"{np.asarray(points, float)[-1]:,.0f}", (last["time"], np.asarray(points)[-1]),
+                    xytext=(7, 0), textcoords="offset points", va="center",
+                    fontsize=charts.BASE_FONT - 2, fontweight="bold")
     charts.mark_events(ax, {e.title: e.first_in_force - 0.5 for e in res.events})
+    ax.set_ylim(0, top)
     if res.frequency == "annual":
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("Reporting year ending 31 March")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+        ax.set_xlabel("Year ending 31 March")
     else:  # ticks each January (month index multiple of 12), labelled with the year
         lo, hi = res.times.min(), res.times.max()
-        step = 12 * max(1, int(np.ceil((hi - lo) / 12 / 8)))
+        step = 12 * max(1, int(np.ceil((hi - lo) / 12 / 6)))
         ax.set_xticks(np.arange(np.ceil(lo / 12) * 12, hi + 1, step))
         ax.xaxis.set_major_formatter(FuncFormatter(
             lambda v, _: str(timeline.MONTH_ORIGIN.year + int(round(v)) // 12)))
         ax.set_xlabel("Month (ticks at January)")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     noun = _outcome_words(res.outcome)[0]
-    ax.set_ylabel(ylabel or first_upper(noun))
-    ax.set_title(title or f"{first_upper(noun)}: interrupted time series ({res.family})")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
-    if res.synthetic if synthetic is None else synthetic:
+    ax.set_ylabel(ylabel or charts.wrap(first_upper(noun), 28))
+    ax.set_title(charts.wrap(title or first_upper(noun), 48), pad=22)
+    charts.legend_below(ax)
+    synthetic = res.synthetic if synthetic is None else synthetic
+    if synthetic:
         charts.mark_synthetic(ax)
+    charts.set_alt_text(ax.figure, plot_message(res, la_name)
+                        + (" SYNTHETIC data." if synthetic else ""))
     return ax
-
-

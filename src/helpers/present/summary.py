@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.core import paths, vocab
+from helpers.core import paths, timeline, vocab
 from helpers.core.collection import publishing_notebooks
 from helpers.core.records import RECORD_COLUMNS
 from helpers.present import its as its_words
@@ -198,3 +198,52 @@ def findings_text(records: pd.DataFrame, la_name: str, outcome="starts", effect=
             text = f"none of the {n} {noun} separates a change from no change"
         lines.append(f"**{titles.get(event, event)}**: {text}.")
     return "\n\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# What the summary page shows a reader
+# --------------------------------------------------------------------------------------------
+def evidence_table(records: pd.DataFrame, outcome="starts", effect="level",
+                   titles: dict | None = None, *, synthetic: bool = False) -> pd.DataFrame:
+    """The triangulation table as a reader sees it: human column names, no notebook column,
+    real-data designs only (`synthetic=True`: only the SYNTHETIC demonstrations, for their
+    own labelled section)."""
+    if records.empty:
+        return pd.DataFrame(columns=["Design", "Event", "Estimate", "Interval", "Scale",
+                                     "Reading"])
+    keep = records["design"].map(vocab.is_synthetic) == synthetic
+    table = triangulation_table(records[keep], outcome, effect, titles)
+    table = table.drop(columns=["notebook"]).rename(columns={
+        "design": "Design", "event": "Event", "estimate": "Estimate",
+        "95% interval": "Interval", "scale": "Scale", "verdict": "Reading"})
+    return table
+
+
+def caveats(spec, years_after: int) -> list[str]:
+    """The caveats that limit the answer, written for this analysis (not canned)."""
+    event = spec.event
+    first = timeline.reporting_year_label(event.first_time("annual"))
+    n_years = spec.last_data_year - spec.start_year + 1
+    out = [f"**Few years.** The official series gives {n_years} yearly figures from "
+           f"{timeline.reporting_year_label(spec.start_year)}; each model estimates several "
+           "numbers from them, so intervals are wide and single years matter."]
+    if years_after <= 2:
+        out.append(f"**Recent programme.** {event.title} ({event.date:%B %Y}) is first in force "
+                   f"for a whole reporting year in {first}, so the official data have "
+                   f"{years_after} year{'s' if years_after > 1 else ''} after it: an early "
+                   "signal, not a measured effect. A council's own monthly data shorten the "
+                   "wait.")
+    else:
+        out.append(f"**Time since the event.** {event.title} ({event.date:%B %Y}) has been in "
+                   f"force for {years_after} reporting years ({first} onwards); other changes "
+                   "over those years would show up the same way in a single series.")
+    if event.precision != "day":
+        out.append("**Launch date uncertain.** The date is known only approximately; the "
+                   "sensitivity analyses try other dates within its range.")
+    out.append("**Other things changed at the same time.** A single series attributes any "
+               "change at an event to it; the comparative designs test that, and they assume "
+               "the comparison councils had no similar programme.")
+    out.append("**Definitions.** Starts and exits are counted per child per year; figures a "
+               "council reported itself are labelled council-reported and never enter a model; "
+               "SYNTHETIC data only demonstrate the method.")
+    return out

@@ -15,9 +15,18 @@ from nbconvert.preprocessors import TagRemovePreprocessor
 from helpers import __version__, data
 from helpers.core import paths
 from helpers.core.io import atomic_write_text
+from helpers.present import glossary
+from helpers.present.answer import short_html
 
 TEMPLATE_NAME = "care_trends"
 MANIFEST = "manifest.json"
+#: The summary notebook's answer (helpers.present.answer.Answer.to_json), beside results.json.
+ANSWER = "answer.json"
+#: Where the short answer goes on every page (the page template leaves this pair empty).
+ANSWER_MARK = ("<!-- care-trends:answer -->", "<!-- /care-trends:answer -->")
+#: The declared order of analyses on the site index (the primary case first).
+SITE_ORDER_FILE = "site_order.json"
+GLOSSARY_PAGE = "glossary.html"
 _ACRONYMS = {"its": "ITS"}  # words a page title keeps in capitals
 
 
@@ -134,14 +143,102 @@ def read_manifests(reports_root: Path) -> list[dict]:
     return manifests
 
 
+def site_order() -> list[str]:
+    """The declared order of the analyses on the index: notebooks/params/site_order.json."""
+    path = paths.notebooks_dir() / "params" / SITE_ORDER_FILE
+    try:
+        order = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [str(name) for name in order] if isinstance(order, list) else []
+
+
+def read_answer(folder: Path) -> dict | None:
+    """An analysis' published answer (answer.json), or None."""
+    try:
+        value = json.loads((Path(folder) / ANSWER).read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def add_answer_to_pages(folder: Path, summary_stem: str = "09_summary") -> int:
+    """Put the short answer (from `folder/answer.json`) at the top of every page of an analysis
+    that does not carry the full answer, and link glossary terms; idempotent. Returns the number
+    of pages changed. The runner calls this once every notebook has run (runner.finish), and
+    build_index again for folders published before (a no-op when already done)."""
+    folder = Path(folder)
+    answer = read_answer(folder)
+    changed = 0
+    for page in sorted(folder.glob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        new = text
+        start, end = ANSWER_MARK
+        # The summary page carries the whole answer (nbconvert may reorder its attributes).
+        full = re.search(r'<section[^>]*\bclass="answer"', new) is not None
+        if answer is not None and start in new and not full and not _between(new):
+            block = short_html(answer, summary_href=f"{summary_stem}.html")
+            a, b = new.index(start) + len(start), new.index(end)
+            new = new[:a] + block + new[b:]
+        if 'class="term"' not in new:
+            new = glossary.link_terms(new, href=f"../{GLOSSARY_PAGE}")
+        if new != text:
+            atomic_write_text(page, new)
+            changed += 1
+    return changed
+
+
+def _between(page: str) -> str:
+    start, end = ANSWER_MARK
+    if start not in page or end not in page:
+        return ""
+    return page[page.index(start) + len(start):page.index(end)]
+
+
+def write_glossary(reports_root: Path) -> Path:
+    """reports/glossary.html: the plain-words glossary every page links to."""
+    env = _environment()
+    page = env.get_template("glossary.html.j2").render(
+        title="Glossary: the words the reports use", css=_css(), version=__version__,
+        body=glossary.glossary_html())
+    target = Path(reports_root) / GLOSSARY_PAGE
+    atomic_write_text(target, page)
+    return target
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
+                              autoescape=True, keep_trailing_newline=True)
+
+
+def _is_demonstration(notebook: dict) -> bool:
+    """A page that only demonstrates a method on SYNTHETIC data."""
+    return "SYNTHETIC" in f"{notebook.get('title', '')} {notebook.get('headline', '')}"
+
+
 def build_index(reports_root=None, order: list[str] | None = None) -> Path:
-    """reports/index.html: every analysis (with a manifest) and its notebooks with headlines,
-    analyses named in `order` first (in that order), then the rest by name."""
+    """reports/index.html, question first: one card per analysis (with a manifest) showing its
+    answer in short (whole sentences from answer.json), a link to the full answer, its pages
+    (SYNTHETIC demonstrations in their own labelled list), then extra sections (all-las/).
+    Analyses are in the declared order (notebooks/params/site_order.json), then `order`, then
+    by name. Also writes reports/glossary.html and puts the short answer on every page."""
     reports_root = Path(reports_root) if reports_root else paths.reports_dir()
     reports_root.mkdir(parents=True, exist_ok=True)
     manifests = read_manifests(reports_root)
-    rank = {name: i for i, name in enumerate(order or [])}
+    declared = site_order() + [name for name in (order or []) if name not in site_order()]
+    rank = {name: i for i, name in enumerate(declared)}
     manifests.sort(key=lambda m: (rank.get(m["analysis"], len(rank)), m["analysis"]))
+    cards = []
+    for m in manifests:
+        folder = reports_root / m["analysis"]
+        add_answer_to_pages(folder)
+        answer = read_answer(folder)
+        pages = [n for n in m.get("notebooks", []) if not _is_demonstration(n)]
+        demos = [n for n in m.get("notebooks", []) if _is_demonstration(n)]
+        summary = next((n for n in m.get("notebooks", []) if n["stem"].endswith("_summary")),
+                       None)
+        cards.append({"m": m, "answer": answer, "pages": pages, "demos": demos,
+                      "summary": summary})
     extras = []
     for extra in sorted(reports_root.glob("*/index.html")):
         # e.g. reports/all-las/ from `care-trends run --all-las`
@@ -149,16 +246,15 @@ def build_index(reports_root=None, order: list[str] | None = None) -> Path:
             name = extra.parent.name
             extras.append({"name": name, "title": name.replace("-", " ").capitalize(),
                            "link_text": f"Every local authority: {name}/index.html"})
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
-                             autoescape=True, keep_trailing_newline=True)
-    page = env.get_template("site_index.html.j2").render(
+    write_glossary(reports_root)
+    page = _environment().get_template("site_index.html.j2").render(
         title="care-trends reports", css=_css(), version=__version__,
         edition=manifests[0]["data_edition"] if manifests else data_edition(),
         heading="Did a local programme change the trend of children entering care?",
-        intro="Each analysis below asks the question for one English local authority. Every "
-              "notebook's headline finding is shown under its link; the summary brings the "
-              "designs together.",
-        manifests=manifests, extras=extras)
+        intro="Each analysis asks the question for one English local authority and answers it "
+              "from the official statistics. The answer so far is shown first; how sure we "
+              "can be, and when we will know more, is on each analysis' summary page.",
+        cards=cards, manifests=manifests, extras=extras, glossary=GLOSSARY_PAGE)
     target = reports_root / "index.html"
     atomic_write_text(target, page)
     return target

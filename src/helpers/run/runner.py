@@ -30,7 +30,7 @@ from helpers.core.io import atomic_write_json
 from helpers.core.records import RECORD_COLUMNS
 from helpers.run.execute import NotebookJob
 from helpers.run.executors import DEFAULT_WORKERS, LocalPool
-from helpers.run.publish import MANIFEST, page_header
+from helpers.run.publish import MANIFEST, add_answer_to_pages, page_header
 from helpers.spec import Analysis, parameters_for_notebook
 
 DEFAULT_TIMEOUT = 1200  # seconds per notebook
@@ -344,4 +344,5 @@ def finish(work: Path, spec: Analysis, notebooks: list[Path], outcomes: dict,
                        "seconds": outcomes[stem].get("seconds")} for stem in order],
     }
     atomic_write_json(work / MANIFEST, manifest)
+    add_answer_to_pages(work)  # every page opens with the analysis' short answer
     return manifest
