@@ -7,6 +7,9 @@ from pathlib import Path
 
 #: Environment variable that points the project at a folder of official raw files.
 RAW_DIR_ENV = "CARE_TRENDS_RAW_DIR"
+#: Environment variable that points the project at another built panel (e.g. one with a newly
+#: imported edition, tried out before it replaces the committed one).
+PROCESSED_DIR_ENV = "CARE_TRENDS_PROCESSED_DIR"
 
 
 def project_root() -> Path:
@@ -29,7 +32,9 @@ def raw_dir(override: str | os.PathLike | None = None) -> Path:
 
 
 def processed_dir() -> Path:
-    return project_root() / "data" / "processed"
+    """The built panel: $CARE_TRENDS_PROCESSED_DIR, else data/processed/."""
+    env = os.environ.get(PROCESSED_DIR_ENV)
+    return Path(env).expanduser().resolve() if env else project_root() / "data" / "processed"
 
 
 def reference_dir() -> Path:
