@@ -286,7 +286,8 @@ def test_run_comparisons_side_by_side_and_records(panel):
     assert "Simulated LA 800" in present_comp.reading(comps["starts"], "Simulated LA 800")
     records = comps["starts"].records(analysis="sim", notebook="04_comparisons", la="800")
     assert {r["design"] for r in records} == {"controlled_its", "controlled_its_ratio", "did",
-                                              "event_study", "synthetic_control"}
+                                              "event_study", "synthetic_control",
+                                              "synthetic_control_ridge", "synthetic_did"}
     assert all(r["outcome"] == "starts" for r in records)
     assert len(present_comp.controlled_table(comps)) == 2 * 2 * 2
     weights = present_comp.weights_table(comps["starts"].synth)

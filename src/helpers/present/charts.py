@@ -20,7 +20,9 @@ else:
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from helpers.present.tables import register_dataframe_formatter  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from helpers.present.tables import kernel_shell, register_dataframe_formatter  # noqa: E402
 from helpers.spec import interventions  # noqa: E402
 
 #: Okabe-Ito colours (safe for the common colour-vision deficiencies), dark enough for text on
@@ -169,12 +171,7 @@ def figure_alt_text(fig) -> str:
 
 def _register_alt_text() -> None:
     """Inside a kernel, attach alt text to every inline PNG so the HTML reports can show it."""
-    try:
-        from IPython import get_ipython
-        from matplotlib.figure import Figure
-    except ImportError:  # pragma: no cover - plain Python without IPython
-        return
-    shell = get_ipython()
+    shell = kernel_shell()
     if shell is None:
         return
     # As `%matplotlib inline`: registers the PNG printer and shows figures at the end of a cell,

@@ -162,14 +162,19 @@ class _Uncaptioned(Table):
             'aria-label=""', 'aria-label="Table"')
 
 
+def kernel_shell():
+    """The running IPython shell, or None outside a kernel (plain Python, tests)."""
+    try:
+        from IPython import get_ipython  # only inside a kernel; plain Python may lack IPython
+    except ImportError:  # pragma: no cover
+        return None
+    return get_ipython()
+
+
 def register_dataframe_formatter() -> None:
     """Inside a kernel, show every displayed DataFrame as a readable table (no index column,
     no NaN, human column names, p-values as '< 0.001')."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - plain Python without IPython
-        return
-    shell = get_ipython()
+    shell = kernel_shell()
     if shell is None:
         return
     shell.display_formatter.formatters["text/html"].for_type(
