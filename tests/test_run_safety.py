@@ -26,7 +26,7 @@ import yaml
 from helpers import cli
 from helpers import spec as specs
 from helpers.core import paths
-from helpers.run import national, publish, runner
+from helpers.run import execute, national, publish, runner
 from helpers.ssda903 import synth
 from test_report import STOKE, SUMMARY, write_notebook
 from test_scaleout import TEMPLATE, template_file
@@ -60,8 +60,14 @@ if results_path:
                    "scale": "ratio"}], results_path)
 '''
 
+# Beta also leaves extra numbers beside its records (as 06_sensitivity leaves its headline).
 BETA = ALPHA.replace("# # Alpha", "# # Beta").replace('"01_alpha"', '"02_beta"').replace(
-    "Alpha finds", "Beta finds").replace('"CT_TEST_ESTIMATE", "0.9"', '"CT_TEST_BETA", "0.8"')
+    "Alpha finds", "Beta finds").replace('"CT_TEST_ESTIMATE", "0.9"', '"CT_TEST_BETA", "0.8"') + """
+# %%
+if results_path:
+    from helpers.core.records import save_extra
+    save_extra({"beta": estimate}, results_path, "headline")
+"""
 
 # Sleeps while CT_TEST_MARKER is set, after writing its kernel's pid there.
 SLOW = '''
@@ -134,6 +140,7 @@ def test_only_updates_those_pages_and_keeps_the_rest(tmp_path, three_notebooks, 
     manifest = json.loads(after["manifest.json"])
     assert [n["stem"] for n in manifest["notebooks"]] == ["01_alpha", "02_beta", "09_summary"]
     assert manifest["records"] == 2 and manifest["source"] == "small.yaml"
+    assert json.loads(after["results/02_beta.headline.json"]) == {"beta": 0.8}
     index = (reports / "index.html").read_text()
     for page in ("01_alpha", "02_beta", "09_summary"):
         assert f'href="small/{page}.html"' in index
@@ -144,6 +151,14 @@ def test_only_updates_those_pages_and_keeps_the_rest(tmp_path, three_notebooks, 
     summary_page = (folder / "09_summary.html").read_text()
     assert "of 2 estimates point to fewer starts" in summary_page
     assert json.loads((folder / "results.json").read_text()) == records
+    assert (folder / "results/02_beta.headline.json").read_bytes() == before[
+        "results/02_beta.headline.json"]
+    # Rerunning 02 replaces its extra numbers too.
+    monkeypatch.setenv("CT_TEST_BETA", "0.6")
+    assert run(["run", params, "--only", "02", *common]) == 0
+    assert json.loads((folder / "results/02_beta.headline.json").read_text()) == {"beta": 0.6}
+    assert [r["estimate"] for r in json.loads((folder / "results.json").read_text())] == [
+        0.5, 0.6]
     assert leftovers(reports) == []
 
 
@@ -161,12 +176,25 @@ def test_only_after_the_yaml_changed_is_refused(tmp_path, three_notebooks, capsy
     assert run(["run", params, *common]) == 0  # a whole run is fine
 
 
+def test_only_after_the_data_changed_is_refused(tmp_path, three_notebooks, monkeypatch, capsys):
+    reports, params = tmp_path / "reports", yaml_file(tmp_path)
+    common = ["--notebooks-dir", three_notebooks, "--reports-dir", reports]
+    assert run(["run", params, "--only", "01", *common]) == 0
+    capsys.readouterr()
+    before = tree(reports)
+    monkeypatch.setattr(publish, "data_edition", lambda: "reporting years 2010-2026 (imported)")
+    assert run(["run", params, "--only", "01", *common]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the data changed" in err[0]
+    assert tree(reports) == before
+
+
 def test_only_into_a_new_folder_runs_just_those(tmp_path, three_notebooks):
     reports = tmp_path / "reports"
     assert run(["run", yaml_file(tmp_path), "--only", "02", "--notebooks-dir", three_notebooks,
                 "--reports-dir", reports]) == 0
     assert sorted(tree(reports / "small")) == ["02_beta.html", "02_beta.ipynb", "manifest.json",
-                                               "results.json"]
+                                               "results.json", "results/02_beta.headline.json"]
 
 
 # ============================================================================ repair
@@ -511,3 +539,17 @@ def test_two_runs_of_the_default_analysis_are_byte_identical(tmp_path):
     assert json.loads(first["stoke-on-trent/results.json"])  # estimates, not an empty list
     for name in first:
         assert first[name] == second[name], name
+
+
+def test_job_folders_of_killed_workers_are_removed(tmp_path):
+    """A killed worker leaves its private job folder (with a copy of the council's extract);
+    the next job removes it."""
+    dead = tmp_path / f"{execute.JOB_PREFIX}{dead_pid()}-abc"
+    (dead / "ssda903").mkdir(parents=True)
+    (dead / "ssda903" / "header.csv").write_text("CHILD\n")
+    mine = tmp_path / f"{execute.JOB_PREFIX}{os.getpid()}-def"
+    mine.mkdir()
+    other = tmp_path / "care-trends-jobless"
+    other.mkdir()
+    execute.remove_stale_job_folders(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, other.name])

@@ -46,18 +46,22 @@ def _die_with_parent(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def kill_descendants(pid: int, timeout: float = 5.0) -> None:
-    """Kill every process `pid` started (a worker's notebook kernels), not `pid` itself."""
+def descendants(pid: int) -> list[psutil.Process]:
+    """Every process `pid` started (a worker's notebook kernels)."""
     try:
-        procs = psutil.Process(pid).children(recursive=True)
+        return psutil.Process(pid).children(recursive=True)
     except psutil.Error:
-        return
+        return []
+
+
+def kill_all(procs: list[psutil.Process], timeout: float = 5.0) -> None:
+    """Kill processes that are not this process' own children (psutil polls for them, so it
+    reaps nothing multiprocessing still tracks)."""
     for proc in procs:
         try:
             proc.kill()
         except psutil.Error:
             pass
-    # Not our children: psutil polls for them and reaps nothing multiprocessing still tracks.
     psutil.wait_procs(procs, timeout=timeout)
 
 
@@ -102,16 +106,16 @@ class LocalPool:
     def close(self, kill: bool = False) -> None:
         if self._pool is None:
             return
-        if kill:  # the kernels the workers started, then the workers: nothing runs on
+        if kill:  # the workers, then the kernels they started: nothing runs on
             processes = list((getattr(self._pool, "_processes", None) or {}).values())
-            for process in processes:
-                if process.pid is not None:
-                    kill_descendants(process.pid)
+            kernels = [k for process in processes if process.pid is not None
+                       for k in descendants(process.pid)]
             for process in processes:  # through multiprocessing, which must reap its own
                 if process.is_alive():
                     process.kill()
             for process in processes:
                 process.join(timeout=5)
+            kill_all(kernels)
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
 

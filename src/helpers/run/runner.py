@@ -166,6 +166,7 @@ class AnalysisRun:
         self._check_owner(previous)
         self.partial = bool(only) and out_dir.is_dir()
         self.kept: list[dict] = []  # manifest entries of the pages `only` leaves in place
+        self.header = page_header(spec, self.notebooks)
         if self.partial:
             self._check_same_spec(previous)
             running = {nb.stem for nb in self.notebooks}
@@ -182,6 +183,7 @@ class AnalysisRun:
         self.start = time.monotonic()
         self.work = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
         self.private_inputs: dict[str, bytes] = {}
+        self.split_stems: set[str] = set()  # notebooks whose kept records `only` split out
 
     def _check_owner(self, previous: dict) -> None:
         owner = previous.get("source")
@@ -192,12 +194,19 @@ class AnalysisRun:
                 f"or delete {self.out_dir.name}/ first")
 
     def _check_same_spec(self, previous: dict) -> None:
+        """`only` keeps pages made from this very spec and data, or refuses."""
         made_from = previous.get("spec_sha256")
         if made_from and made_from != self.fingerprint:
             raise CareTrendsError(
                 f"analysis {self.analysis}: its YAML changed since the pages in "
                 f"{self.out_dir.name}/ were made, so --only would mix two versions; run all its "
                 "notebooks (drop --only)")
+        edition = previous.get("data_edition")
+        if edition and edition != self.header["data_edition"]:
+            raise CareTrendsError(
+                f"analysis {self.analysis}: the data changed since the pages in "
+                f"{self.out_dir.name}/ were made ({edition}), so --only would mix two editions; "
+                "run all its notebooks (drop --only)")
 
     def prepare(self) -> None:
         """The temporary folder (a copy of the published one when `only` keeps pages) and the
@@ -211,9 +220,11 @@ class AnalysisRun:
         shutil.rmtree(self.work, ignore_errors=True)
         if self.partial:
             shutil.copytree(self.out_dir, self.work, symlinks=True)
-            split_records(self.work)
-            for nb in self.notebooks:  # rerun: its old records go, whatever it writes now
-                (self.work / RESULTS_FOLDER / f"{nb.stem}.json").unlink(missing_ok=True)
+            self.split_stems = split_records(self.work)
+            for nb in self.notebooks:  # rerun: its old records and extras go
+                for old in (self.work / RESULTS_FOLDER).glob("*.json"):
+                    if old.name == f"{nb.stem}.json" or old.name.startswith(f"{nb.stem}."):
+                        old.unlink()
         (self.work / RESULTS_FOLDER).mkdir(parents=True, exist_ok=True)
 
     def next_stage(self) -> list[NotebookJob]:
@@ -256,9 +267,10 @@ class AnalysisRun:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def split_records(folder: Path) -> None:
+def split_records(folder: Path) -> set[str]:
     """results.json of a published folder -> results/<notebook>.json (what the notebooks write),
-    so records of the notebooks `only` reruns are replaced and the others kept."""
+    so records of the notebooks `only` reruns are replaced and the others kept. Returns the
+    notebooks split out."""
     path = folder / "results.json"
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
@@ -269,11 +281,14 @@ def split_records(folder: Path) -> None:
         if isinstance(record, dict) and record.get("notebook"):
             by_notebook.setdefault(str(record["notebook"]), []).append(record)
     (folder / RESULTS_FOLDER).mkdir(parents=True, exist_ok=True)
+    written = set()
     for stem, rows in by_notebook.items():
         if re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z_.-]*", stem):
             atomic_write_json(folder / RESULTS_FOLDER / f"{stem}.json", rows, sort_keys=False)
+            written.add(stem)
     path.unlink(missing_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)
+    return written
 
 
 def previous_seconds(out_dir: Path) -> dict[str, float]:
@@ -562,23 +577,27 @@ def _drive(pool, ready: list, completed, timeout: float, bar,
     """At most `pool.workers` notebooks at a time, each with its own deadline.
 
     A notebook over its timeout fails its analysis; the workers are restarted and the other
-    notebooks that were running then are started again. A worker that dies (or a cluster job
-    that raises instead of returning) costs the notebooks it was running one retry each on
-    fresh workers; a retried notebook runs alone, so a second death is its own and fails it
-    (its analysis only), never a notebook that merely shared the pool with it."""
+    notebooks that were running then are started again. When a worker dies (or a cluster job
+    raises instead of returning) the notebooks running then are run again, each alone, so a
+    death can be pinned on one notebook: a notebook whose worker dies while it runs alone gets
+    `retries` more runs, then fails (its analysis only); the others carry on."""
     running: dict[cf.Future, tuple] = {}
-    deaths: dict[int, int] = {}
+    suspects: set[int] = set()  # run alone from now on
+    deaths: dict[int, int] = {}  # deaths while running alone: the notebook's own
 
     def suspect(job) -> bool:
-        return deaths.get(id(job), 0) > 0
+        return id(job) in suspects
 
-    def lost(run, job, why: str) -> None:
-        deaths[id(job)] = deaths.get(id(job), 0) + 1
-        if deaths[id(job)] <= retries and run.error is None:
+    def lost(run, job, why: str, alone: bool) -> None:
+        if alone:
+            deaths[id(job)] = deaths.get(id(job), 0) + 1
+        suspects.add(id(job))
+        if deaths.get(id(job), 0) <= retries and run.error is None:
             run.running -= 1
             ready.insert(0, (run, job))
             return
-        times = "" if deaths[id(job)] == 1 else f" {deaths[id(job)]} times"
+        n = deaths.get(id(job), 0)
+        times = f" {n} times" if n > 1 else ""
         completed(run, {"stem": job.stem, "ok": False, "cell": None, "ename": "WorkerDied",
                         "evalue": f"{why}{times}"})
 
@@ -598,6 +617,7 @@ def _drive(pool, ready: list, completed, timeout: float, bar,
             running[future] = (run, job, time.monotonic())
         bar.set_postfix_str(", ".join(sorted(f"{r.analysis}/{j.stem}"
                                              for r, j, _ in running.values())))
+        alone = len(running) == 1
         finished, _ = cf.wait(running, timeout=0 if broken else 5,
                               return_when=cf.FIRST_COMPLETED)
         for future in finished:
@@ -606,12 +626,12 @@ def _drive(pool, ready: list, completed, timeout: float, bar,
                 outcome = future.result()
             except Exception as exc:  # noqa: BLE001 - execute() never raises: the worker died
                 broken = broken or isinstance(exc, cf.BrokenExecutor)
-                lost(run, job, _worker_lost(exc))
+                lost(run, job, _worker_lost(exc), alone)
                 continue
             completed(run, outcome)
         if broken:  # every notebook on the broken pool is lost with it; fresh workers
             for run, job, _ in running.values():
-                lost(run, job, _worker_lost(cf.BrokenExecutor()))
+                lost(run, job, _worker_lost(cf.BrokenExecutor()), alone)
             running.clear()
             pool.restart()
             continue
@@ -672,16 +692,20 @@ def merge_records(results_dir: Path, order: list[str]) -> list[dict]:
 
 
 def finish(run: AnalysisRun) -> dict:
-    """results.json and the manifest for the analysis (pages run now, and those `only` kept);
-    drop the per-notebook record files."""
+    """results.json and the manifest for the analysis (pages run now, and those `only` kept).
+    The per-notebook record files are merged and dropped; the notebooks' extra numbers
+    (`results/<notebook>.<name>.json`, e.g. the sensitivity headline) stay published beside
+    them, so a later `--only 09` still finds them."""
     work, spec = run.work, run.spec
-    written = {p.stem for p in (work / RESULTS_FOLDER).glob("*.json")}
-    order = run.pages + sorted(written - set(run.pages))
+    order = run.pages + sorted(run.split_stems - set(run.pages))
     records = merge_records(work / RESULTS_FOLDER, order)
     for record in records:
         record["analysis"] = record["analysis"] or spec.analysis
     atomic_write_json(work / "results.json", records, sort_keys=False)
-    shutil.rmtree(work / RESULTS_FOLDER, ignore_errors=True)
+    for stem in order:
+        (work / RESULTS_FOLDER / f"{stem}.json").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        (work / RESULTS_FOLDER).rmdir()  # when no notebook left extra numbers
     kept = {entry["stem"]: entry for entry in run.kept}
     entries = []
     for stem in run.pages:
