@@ -46,8 +46,15 @@ SMALL_COUNT_MIN = 5
 #: The template `care-trends run --all-las` uses when no analysis is named.
 ALL_LAS_TEMPLATE = "templates/all-las"
 LA_LEVEL = "Local authority"
-_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
-_FOLDER_NAME = r"[a-z0-9][a-z0-9_.-]*"
+# Anchored: pydantic's `pattern` searches, so an unanchored one accepts "../x" or "a b".
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_FOLDER_NAME = r"^[a-z0-9][a-z0-9_.-]*$"
+#: Names the reports site uses itself (reports/index.html, reports/all-las/, .failed/...):
+#: an analysis folder may not take them, nor look like a page or data file.
+RESERVED_FOLDERS = ("index.html", "all-las", "results.json", "summary.json", "manifest.json",
+                    "results", "failed")
+_RESERVED_SUFFIXES = (".html", ".htm", ".json", ".css", ".js", ".tmp")
+_DEVICE_NAMES = re.compile(r"(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?")  # Windows refuses them
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,6 +276,12 @@ class Analysis(_Strict):
     la_name: str = Field(default="", exclude=True)
     last_data_year: int = Field(default=0, exclude=True)
 
+    @field_validator("analysis")
+    @classmethod
+    def _own_folder(cls, value):
+        check_folder_name(value)
+        return value
+
     @field_validator("outcomes", mode="before")
     @classmethod
     def _outcome_list(cls, value):
@@ -277,6 +290,21 @@ class Analysis(_Strict):
             raise ValueError("outcomes is empty; list at least one, e.g. [starts]")
         if len(set(value)) != len(value):
             raise ValueError("outcomes lists an outcome twice")
+        return value
+
+    @field_validator("events", "targets", mode="before")
+    @classmethod
+    def _list_of_mappings(cls, value, info):
+        if value is None and info.field_name == "targets":
+            return ()
+        if value is None:
+            raise ValueError("no events declared; list at least one {name, title, date, "
+                             "effects}")
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{info.field_name} must be a list, each item starting with "
+                             "'- name:'" if info.field_name == "events" else
+                             f"{info.field_name} must be a list, each item starting with "
+                             "'- outcome:'")
         return value
 
     @field_validator("comparator", mode="before")
@@ -450,6 +478,28 @@ def analysis_path(name_or_path, directory: Path | None = None) -> Path:
     return path
 
 
+def check_folder_name(name: str) -> str:
+    """An analysis' folder name under reports/, refused when the site uses it itself or it
+    could be taken for a file (CareTrendsError, which pydantic reports as the field's error)."""
+    text = str(name)
+    lowered = text.casefold()
+    if (text.startswith(".") or lowered in RESERVED_FOLDERS or lowered.endswith(_RESERVED_SUFFIXES)
+            or _DEVICE_NAMES.fullmatch(lowered) or "/" in text or "\\" in text or not text):
+        raise CareTrendsError(
+            f"the folder name {text!r} is one the reports site uses itself (index.html, all-las, "
+            "results.json, .failed, names ending .html or .json, ...); give the analysis its own "
+            "name, e.g. analysis: stoke-family-matters")
+    return text
+
+
+def analysis_folder(name_or_path, directory: Path | None = None) -> str:
+    """The folder an analysis YAML publishes to (reports/<folder>/): its `analysis:` when the
+    file gives one, else the file's name without .yaml."""
+    path = analysis_path(name_or_path, directory)
+    given = read_yaml(path).get("analysis")
+    return str(given) if given not in (None, "") else path.stem
+
+
 def read_yaml(path: Path) -> dict:
     """A YAML mapping, refusing what would silently mislead: duplicate keys, aliases, non-UTF-8."""
     try:
@@ -463,6 +513,9 @@ def read_yaml(path: Path) -> dict:
         where = f" line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise CareTrendsError(f"{Path(path).name}{where}: {problem}; fix the YAML") from exc
+    except RecursionError:  # "[[[[..." thousands deep: the parser recurses per level
+        raise CareTrendsError(f"{Path(path).name} is nested too deeply to be an analysis; "
+                              "fix the YAML") from None
     if not isinstance(value, dict):
         raise CareTrendsError(f"{Path(path).name} must be a mapping of key: value")
     return value
@@ -491,6 +544,7 @@ def load_analysis(name_or_path, overrides: dict | None = None, *,
 def validate(raw: dict) -> Analysis:
     """Validate a mapping into an Analysis; one line naming the problem and the fix."""
     name = raw.get("analysis", "?") if isinstance(raw, dict) else "?"
+    name = " ".join(str(name).split())[:80]  # the error stays one line, whatever the name holds
     try:
         return Analysis.model_validate(raw)
     except ValidationError as exc:
@@ -575,7 +629,8 @@ def _one_line(exc: ValidationError, root=None) -> str:
     message = str(err.get("ctx", {}).get("error") or err["msg"]).removeprefix("Value error, ")
     if err["type"] == "string_pattern_mismatch":
         message = ("must be letters, digits and '_' starting with a letter (e.g. family_matters)"
-                   if "events" in loc else "must be lower-case letters, digits, '-', '_' or '.'")
+                   if "events" in loc else "must be lower-case letters, digits, '-', '_' or '.' (the "
+                   "folder under reports/: the YAML file's name unless it gives `analysis:`)")
     if err["type"] == "too_short" and loc and loc[-1] == "events":
         message = "no events declared; list at least one {name, title, date, effects}"
     if where and message.startswith("must "):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -11,10 +12,10 @@ from helpers.core import paths
 from helpers.core.collection import discover_notebooks
 from helpers.core.errors import CareTrendsError
 from helpers.run import national
-from helpers.run.executors import DEFAULT_WORKERS, LocalPool
+from helpers.run.executors import DEFAULT_WORKERS, LocalPool, check_scheduler_address
 from helpers.run.publish import build_index
 from helpers.run.refresh import refresh_notebook
-from helpers.run.runner import DEFAULT_TIMEOUT, run_analyses
+from helpers.run.runner import DEFAULT_TIMEOUT, check_reports_dir, repair_reports, run_analyses
 
 
 def add_cli(subparsers) -> None:
@@ -54,20 +55,73 @@ def add_cli(subparsers) -> None:
     refresh.set_defaults(handler=_cli_refresh)
 
 
-def _cli_run(args) -> int:
-    reports_root = (args.reports_dir or paths.reports_dir()).resolve()
+def _check_flags(args) -> Path:
+    """Every flag, then the reports folder: one line and nothing written for any mistake."""
     if args.workers < 1:
-        raise CareTrendsError("--workers must be at least 1")
+        raise CareTrendsError(f"--workers {args.workers}: give at least 1 (e.g. --workers 2)")
+    if not (0 < args.timeout < math.inf):
+        raise CareTrendsError(f"--timeout {args.timeout:g}: give a positive number of seconds "
+                              f"(default {DEFAULT_TIMEOUT:.0f})")
     if args.scheduler and not args.all_las:
         raise CareTrendsError("--scheduler only applies with --all-las")
     if args.la and not args.all_las:
         raise CareTrendsError("--la only applies with --all-las")
+    if args.scheduler:
+        check_scheduler_address(args.scheduler)
+    if args.notebooks_dir is not None and not Path(args.notebooks_dir).is_dir():
+        raise CareTrendsError(f"--notebooks-dir {args.notebooks_dir} is not a folder; give the "
+                              "folder holding NN_*.ipynb")
+    reports_root = check_reports_dir(args.reports_dir or paths.reports_dir())
     discover_notebooks(args.notebooks_dir, args.only)  # fail early on a bad --only
+    return reports_root
+
+
+def yaml_sources(names) -> dict[Path, str]:
+    """{YAML file: the folder it publishes to} for the analyses named, refusing two files that
+    would publish to one folder (the analyses named, and every YAML in notebooks/params/)."""
+    given = {}
+    for name in names:
+        path = specs.analysis_path(name).resolve()
+        given[path] = specs.analysis_folder(path)
+    owners: dict[str, set[Path]] = {}
+    for path, folder in given.items():
+        owners.setdefault(folder, set()).add(path)
+    for name in specs.list_analyses():
+        path = specs.analysis_path(name).resolve()
+        if path in given:
+            continue
+        try:
+            owners.setdefault(specs.analysis_folder(path), set()).add(path)
+        except CareTrendsError:
+            continue  # a broken file not asked for does not stop this run
+    for path, folder in given.items():
+        others = sorted(p.name if p.parent == path.parent else str(p)
+                        for p in owners[folder] - {path})
+        if others:
+            raise CareTrendsError(
+                f"analysis {folder}: {path.name} and {others[0]} would both publish to "
+                f"reports/{folder}/; give one of them its own `analysis:` name")
+    return given
+
+
+def _repair(reports_root: Path) -> None:
+    """At start-up: undo what a killed run left behind (see helpers.run.runner.repair_reports)."""
+    for folder in (reports_root, reports_root / national.SUBDIR):
+        for line in repair_reports(folder):
+            print(f"care-trends: {line}", file=sys.stderr)
+
+
+def _cli_run(args) -> int:
+    reports_root = _check_flags(args)
     if args.all_las:
         if len(args.analyses) > 1:
             raise CareTrendsError("--all-las takes at most one analysis as the template")
+        template = args.analyses[0] if args.analyses else None
+        if template is not None:
+            specs.analysis_path(template)  # fail early on a missing template
+        _repair(reports_root)
         summary = national.run_all_las(
-            args.analyses[0] if args.analyses else None, reports_root, las=args.la,
+            template, reports_root, las=args.la,
             scheduler=args.scheduler, workers=args.workers, notebook_dir=args.notebooks_dir,
             only=args.only, timeout=args.timeout, progress=not args.no_progress)
         build_index(reports_root, order=specs.list_analyses())
@@ -79,10 +133,14 @@ def _cli_run(args) -> int:
     # Workers start importing papermill/nbconvert now, while the analyses are validated.
     with LocalPool(args.workers) as pool:
         # Validate every analysis first: nothing runs if any of them is wrong.
-        plans = [specs.load_analysis(name) for name in names]
+        sources = yaml_sources(names)
+        plans = [specs.load_analysis(path) for path in sources]
+        _repair(reports_root)
         results = run_analyses(plans, reports_root, notebook_dir=args.notebooks_dir,
                                only=args.only, workers=args.workers, timeout=args.timeout,
-                               progress=not args.no_progress, pool=pool)
+                               progress=not args.no_progress, pool=pool,
+                               sources={p.analysis: path.name
+                                        for p, path in zip(plans, sources)})
     failures = []
     for name, result in results.items():
         if isinstance(result, str):

@@ -13,6 +13,7 @@ from helpers.checks import calibration
 from helpers.checks.breaks import BreakResult
 from helpers.checks.placebo import smallest_p
 from helpers.present import charts
+from helpers.present.text import md_escape
 
 
 def placebo_summary(res) -> str:
@@ -246,7 +247,7 @@ def calibration_reading(table: pd.DataFrame, defaults: Mapping[str, str]) -> str
 def headline_text(head: Mapping) -> str:
     """The sentences the summary quotes about the primary event (from
     `helpers.checks.headline.summarise`)."""
-    title = head.get("event_title") or head.get("event")
+    title = md_escape(head.get("event_title") or head.get("event"))
     parts = []
     if head.get("n_specs"):
         parts.append(

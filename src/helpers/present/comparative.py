@@ -15,7 +15,7 @@ from helpers.models.analysis import Comparison
 from helpers.models.comparative import ControlledITSResult, DiDResult, EventStudyResult
 from helpers.models.synth import AugmentedSyntheticControlResult, SyntheticControlResult
 from helpers.present import charts
-from helpers.present.text import format_interval, join_words, ratio_as_percent
+from helpers.present.text import format_interval, join_words, md_escape, ratio_as_percent
 
 
 YEAR_AXIS = "Reporting year (ending 31 March)"
@@ -57,7 +57,8 @@ def summary_controlled(res) -> str:
     what = _what(res.outcome)
     how = ("difference between the LA's and the comparator's changes (multiple-group segmented model)"
            if res.method == "multiple_group" else "LA-to-comparator rate ratio (comparator as offset)")
-    lines = [f"Controlled ITS for {what} in {res.unit.la_name} against {res.comparator_label}, "
+    lines = [f"Controlled ITS for {what} in {md_escape(res.unit.la_name)} against "
+             f"{md_escape(res.comparator_label)}, "
              f"as the {how}."]
     for ev in res.events:
         for row in res.effects[res.effects["intervention"] == ev.name].itertuples():
@@ -69,12 +70,12 @@ def summary_controlled(res) -> str:
                 size = ("about the same as" if abs(row.estimate - 1) < 0.005
                         else ratio_as_percent(row.estimate))
                 lines.append(
-                    f"- {ev.title} (first full year {when}): the level was {size} the path "
+                    f"- {md_escape(ev.title)} (first full year {when}): the level was {size} the path "
                     f"implied by the LA's own trend plus the comparator's change, "
                     f"rate ratio {interval}, p = {row.p_value:.3f}.")
             else:
                 lines.append(
-                    f"- {ev.title}: relative to the comparator, the yearly trend changed by a factor "
+                    f"- {md_escape(ev.title)}: relative to the comparator, the yearly trend changed by a factor "
                     f"of {interval} per year, p = {row.p_value:.3f}.")
     return "\n".join(lines)
 
@@ -98,12 +99,13 @@ def summary_did(res) -> str:
     inf = res.inference
     what = _what(res.outcome)
     direction = "lower" if row.estimate < 0 else "higher"
-    return (f"Difference-in-differences for {what} in {res.unit.la_name} against {res.n_donors} "
-            f"other LAs (LA and year fixed effects): after {res.event.title} (first full year "
+    return (f"Difference-in-differences for {what} in {md_escape(res.unit.la_name)} against "
+            f"{res.n_donors} other LAs (LA and year fixed effects): after "
+            f"{md_escape(res.event.title)} (first full year "
             f"{timeline.reporting_year_label(int(res.event.first_in_force))}) its rate per 10,000 was "
             f"{abs(row.estimate):.1f} {direction} than the other LAs' change implies "
             f"(95% placebo interval {row.ci_low:+.1f} to {row.ci_high:+.1f}). Assigning the event to every "
-            f"other LA in turn, {res.unit.la_name} ranks {inf['rank']} of {inf['n_units']} "
+            f"other LA in turn, {md_escape(res.unit.la_name)} ranks {inf['rank']} of {inf['n_units']} "
             f"(permutation p = {row.p_value:.3f}); the LA-clustered p-value, unreliable with one "
             f"treated LA, is {inf['cluster_p_value']:.3f}.")
 
@@ -130,7 +132,7 @@ def summary_event_study(res) -> str:
     pre, post = eff[rel < 0], eff[rel >= 0]
     pre_flag = (pre["p_value"] < 0.05).sum()
     text = (f"Event study for {_what(res.outcome)} in "
-            f"{res.unit.la_name} around {res.event.title} (year 0 = "
+            f"{md_escape(res.unit.la_name)} around {md_escape(res.event.title)} (year 0 = "
             f"{timeline.reporting_year_label(int(res.event.first_in_force))}; reference = the year before), "
             f"against {res.n_donors} other LAs. ")
     text += (f"{pre_flag} of {len(pre)} pre-event years differ from the other LAs at the 5% level "
@@ -160,7 +162,7 @@ def plot_event_study(res, ax=None):
 def summary_synthetic_control(res) -> str:
     row = res.effects.iloc[0]
     top = res.weights[res.weights["weight"] >= 0.005].head(5)
-    donors = ", ".join(f"{n} ({w:.2f})" for n, w in zip(top["la_name"], top["weight"]))
+    donors = ", ".join(f"{md_escape(n)} ({w:.2f})" for n, w in zip(top["la_name"], top["weight"]))
     cf = res.counterfactual
     pre = cf[cf["time"] < res.event.start]
     level = float(pre["observed"].abs().mean())
@@ -170,10 +172,10 @@ def summary_synthetic_control(res) -> str:
                     "equally well and the fit absorbs sampling noise -")
     direction = "below" if row.estimate < 0 else "above"
     text = (f"Synthetic control for {_what(res.outcome)} in "
-            f"{res.unit.la_name}: a weighted mix of {len(res.weights[res.weights['weight'] > 0])} "
+            f"{md_escape(res.unit.la_name)}: a weighted mix of {len(res.weights[res.weights['weight'] > 0])} "
             f"of {res.n_donors} donor LAs (mainly {donors}) tracks its pre-event rate {fit_word} "
             f"(pre-period RMSPE {res.pre_rmspe:.1f} per 10,000 against a mean rate of {level:.1f}). "
-            f"After {res.event.title} (first full year {timeline.reporting_year_label(int(res.event.first_in_force))}) "
+            f"After {md_escape(res.event.title)} (first full year {timeline.reporting_year_label(int(res.event.first_in_force))}) "
             f"the rate averaged {abs(row.estimate):.1f} per 10,000 {direction} its synthetic control. "
             f"Its post/pre RMSPE ratio ranks {res.rank} of {len(res.placebos) + 1} "
             f"(placebo-in-space p = {res.p_value:.3f}).")
@@ -235,6 +237,7 @@ def agreement_text(table: pd.DataFrame, la: str, event_title: str, outcome: str)
     """Plain-English statement of where the designs agree and disagree (from `compare_designs`):
     a design "shows" a change when its interval (or placebo test) excludes no change; otherwise its
     estimate only "leans" one way."""
+    la, event_title = md_escape(la), md_escape(event_title)
     if table.empty:
         return f"No design estimated a level change after {event_title}."
     what = f"{_what(outcome)} in {la} after {event_title}"
@@ -315,14 +318,16 @@ def caveats(c: Comparison) -> list[str]:
                      "pre-event years already unusual against the other LAs, so the "
                      "difference-in-differences' parallel-trends assumption is doubtful.")
     first_year = int(c.synth.counterfactual["time"].min())
-    earlier = [ev.title for ev in c.controlled.events
+    earlier = [md_escape(ev.title) for ev in c.controlled.events
                if ev.name != c.event.name and first_year < ev.start <= c.event.start]
     if earlier:
         notes.append(f"The pre-event years of DiD and synthetic control include {join_words(earlier)}, so "
-                     f"they measure the change after {c.event.title} against all years before it.")
+                     f"they measure the change after {md_escape(c.event.title)} against all years "
+                     "before it.")
     n_post = int((c.synth.counterfactual["time"] >= c.event.start).sum())
     if n_post < 2:
-        notes.append(f"Only {n_post} reporting year follows {c.event.title}, so DiD and synthetic "
+        notes.append(f"Only {n_post} reporting year follows {md_escape(c.event.title)}, so DiD "
+                     "and synthetic "
                      "control rest on a single year.")
     level = float(c.synth.counterfactual.loc[c.synth.counterfactual["time"] < c.event.start, "observed"].mean())
     if c.synth.pre_rmspe < 1e-6 * max(level, 1.0):

@@ -9,7 +9,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from helpers.core import timeline, vocab
 from helpers.present import charts
-from helpers.present.text import first_upper, fmt_num, format_interval, plural
+from helpers.present.text import first_upper, fmt_num, format_interval, md_escape, plural
 
 
 def _outcome_words(outcome: str) -> tuple[str, str, str | None]:
@@ -66,7 +66,7 @@ def impact_model_text(res) -> str:
     parts = []
     for ev in res.events:
         what = " and ".join(f"{e} change" for e in ev.effects)
-        text = f"{ev.title}: {what} from {res.label(ev.first_in_force)}"
+        text = f"{md_escape(ev.title)}: {what} from {res.label(ev.first_in_force)}"
         if ev.lag:
             text += f" after a lag of {ev.lag} {plural(res.unit, ev.lag)}"
         if ev.phase_in > 1:
@@ -108,7 +108,7 @@ def warnings(res) -> list[str]:
     unit = res.unit
     points = diag["points"]
     for row in points.itertuples():
-        title = res.titles[row.intervention]
+        title = md_escape(res.titles[row.intervention])
         if row.before < diag["min_points_before"]:
             msgs.append(f"Only {row.before} {plural(unit, row.before)} before {title}; at "
                         f"least {diag['min_points_before']} are recommended to estimate the "
@@ -120,8 +120,8 @@ def warnings(res) -> list[str]:
     for prev, nxt in zip(res.events, res.events[1:]):
         between = int(points.loc[points["intervention"].eq(prev.name), "between_next"].iloc[0])
         if between < diag["min_points_after"]:
-            msgs.append(f"Only {between} {plural(unit, between)} between {prev.title} and "
-                        f"{nxt.title}, so the trend between them rests on very few points.")
+            msgs.append(f"Only {between} {plural(unit, between)} between {md_escape(prev.title)} and "
+                        f"{md_escape(nxt.title)}, so the trend between them rests on very few points.")
     n, n_params = diag["n"], diag["n_params"]
     if n < 3 * n_params:
         msgs.append(f"The model estimates {n_params} parameters from {n} data points "
@@ -148,7 +148,7 @@ def warnings(res) -> list[str]:
                              | ~np.isfinite(res.effects["ci_high"])]
     for row in bad_se.itertuples():
         msgs.append(f"The uncertainty of the {row.effect} change for "
-                    f"{res.titles[row.intervention]} could not be estimated; do not read "
+                    f"{md_escape(res.titles[row.intervention])} could not be estimated; do not read "
                     "this estimate without an interval.")
     if res.family == "sarimax" and not diag["converged"]:
         msgs.append("The SARIMAX fit did not fully converge; treat its estimates with care.")
@@ -167,12 +167,12 @@ def summary(res) -> str:
     stock = res.outcome in vocab.STOCK_MEASURES
     prefix = "" if stock else "cumulative_"
     if n_post == 1:
-        span = f"the {res.unit} after {ev.title} ({last['label']})"
+        span = f"the {res.unit} after {md_escape(ev.title)} ({last['label']})"
     elif stock:
         span = (f"{last['label']}, the last of {n_post} {plural(res.unit, n_post)} after "
-                f"{ev.title}")
+                f"{md_escape(ev.title)}")
     else:
-        span = (f"the {n_post} {plural(res.unit, n_post)} after {ev.title} "
+        span = (f"the {n_post} {plural(res.unit, n_post)} after {md_escape(ev.title)} "
                 f"({imp['label'].iloc[0]} to {last['label']})")
     rel, rlo, rhi = (last[prefix + "relative_change"], last[prefix + "relative_change_low"],
                      last[prefix + "relative_change_high"])
@@ -192,13 +192,13 @@ def summary(res) -> str:
         if row.after == 1:
             u = res.unit
             blocks.append(
-                f"Only one post-event {u} is available for {res.titles[row.intervention]}: "
+                f"Only one post-event {u} is available for {md_escape(res.titles[row.intervention])}: "
                 f"a single post-event {u} cannot separate a programme effect from a one-{u} "
                 "shock, so read this as an early signal, not a measured programme effect.")
     blocks.append(impact_model_text(res))
     bullets = []
     for row in res.effects.itertuples():
-        title = res.titles[row.intervention]
+        title = md_escape(res.titles[row.intervention])
         what = effect_words(row.effect, res.log_link, res.unit)
         bullets.append(f"- {title}: {what} {row.estimate:.2f} ({pct}% CI {row.ci_low:.2f} "
                        f"to {row.ci_high:.2f}), p = {row.p_value:.3f}.")

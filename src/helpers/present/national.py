@@ -11,7 +11,7 @@ from helpers.core import timeline, vocab
 from helpers.core.io import atomic_write_text
 from helpers.models import national
 from helpers.present import charts
-from helpers.present.text import format_interval, ratio_as_percent
+from helpers.present.text import format_interval, md_escape, ratio_as_percent
 
 
 def _plain_log_ticks(ax) -> None:
@@ -127,6 +127,7 @@ def reading(table: pd.DataFrame, latest: pd.DataFrame, funnel: pd.DataFrame, la_
             la_name: str, event: dict, measure: str = "starts") -> str:
     """Plain-English findings for the all-authorities notebook."""
     words = vocab.MEASURE_INFO[measure].phrase if measure in vocab.MEASURE_INFO else measure
+    la_name, event_title = md_escape(la_name), md_escape(event["title"])
     parts = []
     if table is not None:
         pos = national.where_la_sits(table, la_code, "level")
@@ -136,7 +137,7 @@ def reading(table: pd.DataFrame, latest: pd.DataFrame, funnel: pd.DataFrame, la_
         first = int(table["event_year"].iloc[0])
         parts.append(
             f"From reporting year {timeline.reporting_year_label(first)}, the first full year "
-            f"after {event['title']}, {la_name}'s {words} were "
+            f"after {event_title}, {la_name}'s {words} were "
             f"{ratio_as_percent(pos['estimate'])} its earlier trend (rate ratio {pos['estimate']:.2f}, 95% CI {pos['ci_low']:.2f} to "
             f"{pos['ci_high']:.2f}), ranking {pos['rank']} of {pos['n']} authorities from the "
             f"largest rise to the largest fall. Across England, {_share(up, pos['n'])} authorities "

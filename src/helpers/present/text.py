@@ -1,8 +1,35 @@
-"""Number words shared by every sentence the reports print."""
+"""Number words shared by every sentence the reports print, and `md_escape` for every string
+from a YAML or a data file that a sentence puts into Markdown."""
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
+
+# Markdown punctuation that could start emphasis, code, a link or image, a table cell,
+# strikethrough, maths or a heading; backslash-escaped (CommonMark escapes any ASCII punctuation).
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]{}#!|~$])")
+# At the start of a line: a list item (- + 1. 1)) or a setext underline (=).
+_MD_LINE_START = re.compile(r"^(\d+(?=[.)])|[-+=])")
+
+
+def md_escape(text) -> str:
+    """A user string (an event title, an LA or file name) made inert inside Markdown and the
+    HTML it becomes: it shows as typed and can add no link, image, emphasis, heading, list,
+    table cell or markup. Line breaks become spaces; <, > and & become entities (they stay
+    literal inside an HTML block too, where backslash escapes do not apply); Markdown
+    punctuation is backslash-escaped.
+
+        md_escape("<script>x</script> [a](javascript:b)")
+        -> '&lt;script&gt;x&lt;/script&gt; \\[a\\](javascript:b)'
+    """
+    text = " ".join(str(text).split())
+    text = _MD_PUNCTUATION.sub(r"\\\1", text)
+    # "1. x" -> "1\. x" and "- x" -> "\- x": no list, whatever precedes the string.
+    text = _MD_LINE_START.sub(lambda m: m[1] + "\\" if m[1][0].isdigit() else "\\" + m[1],
+                              text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def is_missing(value) -> bool:

@@ -9,6 +9,8 @@ carry no absolute paths and no execution timestamps (papermill's metadata is dro
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -22,6 +24,10 @@ from helpers.core import paths
 from helpers.run.publish import render_html
 
 KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+#: A job's private folder (mode 0700) holds its inputs, e.g. the council's SSDA903 files; the
+#: worker's pid in the name lets a later job remove the folder of a worker that was killed.
+JOB_PREFIX = "care-trends-job-"
+_JOB_FOLDER = re.compile(re.escape(JOB_PREFIX) + r"(\d+)-")
 
 
 @dataclass(frozen=True)
@@ -46,9 +52,10 @@ def execute(job: NotebookJob) -> dict:
     dict: stem, ok, seconds, files {relative path: bytes} (the executed .ipynb, its .html and
     whatever the notebook wrote), title and headline; or the failing cell and error."""
     kernel_environment()
+    remove_stale_job_folders()
     start = time.monotonic()
     outcome = {"stem": job.stem, "ok": True, "files": {}}
-    with tempfile.TemporaryDirectory(prefix="care-trends-job-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{JOB_PREFIX}{os.getpid()}-") as tmp:
         work = Path(tmp)
         for rel, content in job.inputs.items():
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -84,14 +91,40 @@ def execute(job: NotebookJob) -> dict:
     return outcome
 
 
+def remove_stale_job_folders(root=None) -> None:
+    """Job folders left by killed workers (their pid no longer runs) go, with any copy of a
+    council's extract in them."""
+    root = Path(root or tempfile.gettempdir())
+    try:
+        entries = list(root.glob(f"{JOB_PREFIX}*"))
+    except OSError:
+        return
+    for entry in entries:
+        match = _JOB_FOLDER.match(entry.name)
+        if not match or not entry.is_dir():
+            continue
+        pid = int(match[1])
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            continue
+
+
 def strip_run_metadata(path: Path) -> None:
     """Drop what differs from run to run or names this machine: papermill's notebook and cell
-    metadata (paths, timestamps, durations) and execution timings."""
+    metadata (paths, timestamps, durations), execution timings, and the random id papermill
+    gives the cell it injects (a fixed one instead), so two runs are byte-identical."""
     nb = nbformat.read(str(path), as_version=4)
     nb.metadata.pop("papermill", None)
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []) and "id" in cell:
+            cell["id"] = "injected-parameters"
     nbformat.write(nb, str(path))
 
 

@@ -9,18 +9,60 @@ returning a concurrent.futures Future, `workers`, `parallel`, `restart()` and `c
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+
+import psutil
 
 from helpers.core.errors import CareTrendsError
 from helpers.run.execute import NotebookJob, execute
 
 DEFAULT_WORKERS = 2
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _warm_worker() -> None:
     """Import what every notebook job needs once per worker, while the parent validates."""
     import nbconvert  # noqa: F401  (imported for its side effect: a warm worker)
     import papermill  # noqa: F401
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: on Linux the kernel kills this worker when the `care-trends` process
+    dies, even by SIGKILL (its notebook kernels then see their parent gone and exit); a worker
+    never goes on running for an abandoned run."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+            pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+    # Ctrl-C reaches the whole foreground process group; the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    """Every process `pid` started (a worker's notebook kernels)."""
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def kill_all(procs: list[psutil.Process], timeout: float = 5.0) -> None:
+    """Kill processes that are not this process' own children (psutil polls for them, so it
+    reaps nothing multiprocessing still tracks)."""
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(procs, timeout=timeout)
 
 
 class LocalPool:
@@ -42,7 +84,9 @@ class LocalPool:
 
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # safe with threads and on Windows
-        self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
+                                            initializer=_die_with_parent,
+                                            initargs=(os.getpid(),))
         for _ in range(self.workers):
             self._pool.submit(_warm_worker)
 
@@ -62,10 +106,16 @@ class LocalPool:
     def close(self, kill: bool = False) -> None:
         if self._pool is None:
             return
-        if kill:
-            for process in list(getattr(self._pool, "_processes", {}).values()):
+        if kill:  # the workers, then the kernels they started: nothing runs on
+            processes = list((getattr(self._pool, "_processes", None) or {}).values())
+            kernels = [k for process in processes if process.pid is not None
+                       for k in descendants(process.pid)]
+            for process in processes:  # through multiprocessing, which must reap its own
                 if process.is_alive():
-                    process.terminate()
+                    process.kill()
+            for process in processes:
+                process.join(timeout=5)
+            kill_all(kernels)
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
 
@@ -74,6 +124,30 @@ class LocalPool:
 
     def __exit__(self, *exc):
         self.close(kill=exc[0] is not None)
+
+
+def check_scheduler_address(address: str) -> str:
+    """A Dask scheduler address such as tcp://10.0.0.5:8786, refused in one line when it
+    cannot be one (before any connection is tried)."""
+    try:
+        from distributed.comm import registry
+        from distributed.comm.addressing import parse_address, parse_host_port
+    except ImportError as exc:  # pragma: no cover - dask is a project dependency
+        raise CareTrendsError("--scheduler needs dask.distributed; install the project's "
+                              "dependencies") from exc
+    problem = None
+    try:
+        scheme, location = parse_address(str(address), strict=True)
+        if scheme not in registry.backends:
+            problem = f"unknown scheme {scheme!r} (use one of {', '.join(sorted(registry.backends))})"
+        elif scheme != "inproc":
+            parse_host_port(location)
+    except (ValueError, TypeError) as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if problem:
+        raise CareTrendsError(f"--scheduler {address!r} is not a Dask scheduler address: "
+                              f"{problem}; give one such as tcp://10.0.0.5:8786")
+    return str(address)
 
 
 class DaskPool:
@@ -88,6 +162,7 @@ class DaskPool:
         if isinstance(scheduler, Client):
             self.client, self._own = scheduler, False
         else:
+            check_scheduler_address(scheduler)
             try:
                 self.client, self._own = Client(scheduler, timeout="20s"), True
             except (OSError, TimeoutError) as exc:

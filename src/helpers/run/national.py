@@ -77,21 +77,28 @@ def run_all_las(template=None, out_dir=None, *, las=None, scheduler=None,
     ok_specs, summary = specs_for(template, las)
     target_root = ((Path(out_dir) if out_dir else paths.reports_dir()) / SUBDIR).resolve()
     pool = DaskPool(scheduler) if scheduler else LocalPool(workers)
-    with pool:
-        results = run_analyses(ok_specs, target_root, notebook_dir=notebook_dir, only=only,
-                               timeout=timeout, progress=progress, pool=pool)
-    by_name = {s.analysis: s for s in ok_specs}
-    for name, result in results.items():
-        row = {"analysis": name, "la": by_name[name].la_name, "ok": not isinstance(result, str)}
-        if isinstance(result, str):
-            row["error"] = result
-        else:
-            row.update(records=result["records"], notebooks=len(result["notebooks"]),
-                       seconds=result["seconds"])
-        summary.append(row)
-    summary.sort(key=lambda r: str(r["analysis"]))
-    atomic_write_json(target_root / "summary.json", summary)
-    build_index(target_root)
+    results: dict[str, dict | str] = {}
+    try:
+        with pool:
+            run_analyses(ok_specs, target_root, notebook_dir=notebook_dir, only=only,
+                         timeout=timeout, progress=progress, pool=pool, report_refusals=True,
+                         on_done=results.__setitem__)
+    finally:
+        # Whatever happened (a dead worker, Ctrl-C), every LA is in the summary: the ones
+        # that did not finish are reported as such.
+        by_name = {s.analysis: s for s in ok_specs}
+        for name, spec in by_name.items():
+            result = results.get(name, f"analysis {name}: not run; the batch stopped first")
+            row = {"analysis": name, "la": spec.la_name, "ok": not isinstance(result, str)}
+            if isinstance(result, str):
+                row["error"] = result
+            else:
+                row.update(records=result["records"], notebooks=len(result["notebooks"]),
+                           seconds=result["seconds"])
+            summary.append(row)
+        summary.sort(key=lambda r: str(r["analysis"]))
+        atomic_write_json(target_root / "summary.json", summary)
+        build_index(target_root)
     failed = [r for r in summary if not r["ok"]]
     print(f"all LAs: {len(summary) - len(failed)} of {len(summary)} analyses written to "
           f"{target_root} in {time.monotonic() - start:.0f} s"

@@ -1,5 +1,8 @@
 """Publishing: executed notebooks to accessible HTML pages (code hidden), and the site index.
-Every page is rendered from a Jinja template with autoescaping, so user strings are escaped."""
+Every page is rendered from a Jinja template with autoescaping, so user strings are escaped;
+then `sanitize_html` passes the page body through an allowlist (nh3, the Rust ammonia
+sanitiser), so no script, event handler or javascript: link a notebook output carries (e.g. an
+event title in Markdown) reaches a published page."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 
 import jinja2
 import nbformat
+import nh3
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
 
@@ -112,6 +116,62 @@ def headline(nb) -> str:
     return ""
 
 
+#: What a published page body may hold: nbconvert's lab cell markup, the page shell, tables,
+#: figures with inline PNG/JPEG charts, headings, lists, links, code and details.
+SAFE_TAGS = {
+    "a", "abbr", "article", "aside", "b", "blockquote", "br", "caption", "cite", "code", "col",
+    "colgroup", "dd", "del", "details", "dfn", "div", "dl", "dt", "em", "figcaption", "figure",
+    "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "i", "img", "ins", "kbd", "li",
+    "main", "mark", "nav", "ol", "p", "pre", "q", "s", "samp", "section", "small", "span",
+    "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "time",
+    "tr", "u", "ul", "var",
+}
+SAFE_ATTRIBUTES = {
+    "*": {"class", "id", "title", "lang", "dir", "role", "hidden"},
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "table": {"border"},
+    "tr": {"style"},
+    "th": {"scope", "colspan", "rowspan", "abbr", "style"},
+    "td": {"colspan", "rowspan", "headers", "style"},
+    "ol": {"start", "reversed", "type"},
+    "details": {"open"},
+    "col": {"span"},
+    "colgroup": {"span"},
+    "time": {"datetime"},
+}
+_SAFE_IMAGES = ("data:image/png;base64,", "data:image/jpeg;base64,", "data:image/gif;base64,")
+
+
+def _safe_attribute(tag: str, attribute: str, value: str) -> str | None:
+    """Links keep http(s), mailto and relative targets; a data: URL only as an inline chart."""
+    if attribute in ("href", "src") and value.strip().lower().startswith("data:"):
+        return value if (tag, attribute) == ("img", "src") and value.startswith(_SAFE_IMAGES) \
+            else None
+    return value
+
+
+def sanitize_html(page: str) -> str:
+    """The page with its <body> passed through the allowlist above (script and style elements
+    go with their content, event handlers and javascript: URLs are dropped); the <head> comes
+    from our own autoescaped template and is kept as it is."""
+    opening = re.search(r"<body\b[^>]*>", page, flags=re.IGNORECASE)
+    closing = page.lower().rfind("</body>")
+    if opening is None or closing < opening.end():
+        start, end = 0, len(page)
+        head, tail = "", ""
+    else:
+        start, end = opening.end(), closing
+        head, tail = page[:start], page[end:]
+    body = nh3.clean(page[start:end], tags=SAFE_TAGS, attributes=SAFE_ATTRIBUTES,
+                     generic_attribute_prefixes={"aria-", "data-"},
+                     url_schemes={"http", "https", "mailto", "data"},
+                     attribute_filter=_safe_attribute,
+                     filter_style_properties={"text-align", "vertical-align", "white-space"},
+                     strip_comments=True)
+    return head + body + tail
+
+
 def render_html(nb_path: Path, html_path: Path, header: dict) -> dict:
     """Executed notebook -> accessible HTML with the code hidden. Returns title and headline."""
     nb = nbformat.read(str(nb_path), as_version=4)
@@ -127,7 +187,7 @@ def render_html(nb_path: Path, html_path: Path, header: dict) -> dict:
             "css": _css()}
     body, _ = exporter.from_notebook_node(
         nb, resources={"care_trends": page, "metadata": {"name": page["page_title"]}})
-    atomic_write_text(html_path, body)
+    atomic_write_text(html_path, sanitize_html(body))
     return {"title": title, "headline": line}
 
 
@@ -256,5 +316,5 @@ def build_index(reports_root=None, order: list[str] | None = None) -> Path:
               "can be, and when we will know more, is on each analysis' summary page.",
         cards=cards, manifests=manifests, extras=extras, glossary=GLOSSARY_PAGE)
     target = reports_root / "index.html"
-    atomic_write_text(target, page)
+    atomic_write_text(target, sanitize_html(page))
     return target
