@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 import papermill
+import psutil
 from papermill.exceptions import PapermillExecutionError
 
 from helpers.core import paths
@@ -104,14 +105,8 @@ def remove_stale_job_folders(root=None) -> None:
         if not match or not entry.is_dir():
             continue
         pid = int(match[1])
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if pid != os.getpid() and not psutil.pid_exists(pid):
             shutil.rmtree(entry, ignore_errors=True)
-        except OSError:
-            continue
 
 
 def strip_run_metadata(path: Path) -> None:

@@ -49,6 +49,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 from tqdm.auto import tqdm
 
 from helpers import __version__
@@ -328,17 +329,8 @@ def check_reports_dir(path) -> Path:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    except OSError:
-        return False
-    return True
+    # psutil, not os.kill(pid, 0): on Windows that call would end the process.
+    return pid == os.getpid() or psutil.pid_exists(pid)
 
 
 def repair_reports(root) -> list[str]:
