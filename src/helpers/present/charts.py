@@ -41,6 +41,8 @@ def setup_style() -> None:
     """Readable defaults for report charts (call once per notebook): large type for phones,
     no top or right frame, colour-blind-safe colours."""
     sns.set_theme(context="notebook", style="whitegrid", font_scale=1.0)
+    # Titles come from users' YAML: "$...$" in an event title must print, not parse as maths.
+    plt.rcParams["text.parse_math"] = False
     plt.rcParams.update({"figure.figsize": (6.4, 4.4), "figure.dpi": 100, "savefig.dpi": 100,
                          "font.size": BASE_FONT, "axes.titlesize": BASE_FONT + 1,
                          "axes.labelsize": BASE_FONT, "xtick.labelsize": BASE_FONT - 1,
