@@ -308,3 +308,17 @@ def test_simulation_design_matches_the_its_engine():
                              season_values=month)
     pd.testing.assert_frame_equal(calibration.its_design(cell, "level+slope"), ref,
                                   check_dtype=False)
+
+
+def test_cell_from_pre_period_matches_the_annual_model():
+    from types import SimpleNamespace
+
+    pre = SimpleNamespace(mean_count=258.0, trend=0.0078, sigma=0.072, rho=0.28, n_pre=11)
+    annual = calibration.Cell.from_pre_period(pre, n_post=2)
+    assert (annual.n, annual.n_post, annual.latent_sd) == (13, 2, 0.072)
+    monthly = calibration.Cell.from_pre_period(pre, setting="monthly", n_post=24)
+    assert monthly.n == 156 and monthly.mean_count == pytest.approx(21.5)
+    # the 12-month mean of the monthly latent AR(1) has the annual sd
+    lag = np.abs(np.subtract.outer(np.arange(12), np.arange(12)))
+    sd_of_mean = monthly.latent_sd * math.sqrt((0.5 ** lag).mean())
+    assert sd_of_mean == pytest.approx(0.072)

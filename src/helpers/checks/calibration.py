@@ -113,6 +113,24 @@ class Cell:
         """Quasi-Poisson dispersion the cell implies at its mean count: 1 + mu (e^s2 - 1)."""
         return 1.0 + self.mean_count * math.expm1(self.latent_sd ** 2)
 
+    @classmethod
+    def from_pre_period(cls, pre, *, setting: str = "annual", n_post: int = 1,
+                        n: int | None = None, rho_monthly: float = 0.5) -> "Cell":
+        """A cell simulating an analysis' own series from its fitted pre-period model (any object
+        with mean_count, trend, sigma, rho, n_pre per year, e.g. the sensitivity notebook's
+        PrePeriodModel). Monthly: one twelfth of the annual count, the trend per month, latent
+        AR(1) with `rho_monthly` scaled so that its 12-month mean has the annual sd (as
+        PrePeriodModel.monthly), Fourier seasonality as the monthly cells."""
+        if setting == "annual":
+            return cls("annual", int(n or pre.n_pre + n_post), int(n_post), float(pre.rho),
+                       sigma=float(pre.sigma), mean_count=float(pre.mean_count),
+                       trend=float(pre.trend), harmonics=0, seasonal=())
+        lag = np.abs(np.subtract.outer(np.arange(12), np.arange(12)))
+        factor = float((rho_monthly ** lag).mean())   # var of a 12-month mean / monthly var
+        return cls("monthly", int(n or 12 * pre.n_pre + n_post), int(n_post), rho_monthly,
+                   sigma=float(pre.sigma) / math.sqrt(factor),
+                   mean_count=float(pre.mean_count) / 12, trend=float(pre.trend) / 12)
+
     def models(self) -> tuple[str, ...]:
         """The declared impact models that can be fitted (level+slope needs 2+ post points)."""
         return ("level", "level+slope") if self.n_post >= 2 else ("level",)
@@ -219,12 +237,65 @@ def _fit(method, X, Y, log_offset, effect_idx, alpha, seed, n_boot, n_bias):
                                      n_boot=n_boot, n_bias=n_bias)
 
 
+def _cell_counts(cell, model, methods, n_sim, *, alpha, seed, tag, n_boot, n_bias,
+                 level_ratio, slope_ratio):
+    """Simulate one cell x model (null and effect series) and fit each method: a list of dicts
+    with the raw counts (rejections, coverings) per method x effect."""
+    null_y, log_pop = simulate_counts(cell, n_sim, seed=_seed(seed, cell.key(), tag, "null"))
+    slope = slope_ratio[cell.setting] if model == "level+slope" else 1.0
+    eff_y, _ = simulate_counts(cell, n_sim, level_ratio=level_ratio, slope_ratio=slope,
+                               seed=_seed(seed, cell.key(), model, tag, "effect"))
+    X = its_design(cell, model)
+    names = [c for c in X.columns if c.startswith("event:")]
+    idx = [list(X.columns).index(c) for c in names]
+    truth_log = {"event:level": math.log(level_ratio), "event:slope": math.log(slope)}
+    out = []
+    for method in methods:
+        t0 = time.perf_counter()
+        fit_seed = _seed(seed, cell.key(), model, method, tag)
+        null = _fit(method, X.to_numpy(), null_y, log_pop, idx, alpha, fit_seed, n_boot, n_bias)
+        log_link = method in inference.LOG_LINK_METHODS
+        eff = (_fit(method, X.to_numpy(), eff_y, log_pop, idx, alpha, fit_seed + 1, n_boot,
+                    n_bias) if log_link else null)
+        seconds = time.perf_counter() - t0
+        for j, name in enumerate(names):
+            p = null["p_value"][:, j]
+            ok = np.isfinite(p)
+            truth = truth_log[name] if log_link else 0.0
+            low, high = eff["low"][:, j], eff["high"][:, j]
+            ok_cov = np.isfinite(low) & np.isfinite(high)
+            effect = name.split(":")[1]
+            out.append({"method": method, "model": model, "effect": effect,
+                        "rejected": int((p[ok] < alpha).sum()), "n_sim": int(ok.sum()),
+                        "covered": int(((low <= truth) & (truth <= high))[ok_cov].sum()),
+                        "n_cov": int(ok_cov.sum()),
+                        "n_failed": int((~ok).sum() + (~ok_cov).sum()),
+                        "coverage_truth": (f"{effect} ratio {math.exp(truth):g}" if log_link
+                                           else "null (difference 0)"),
+                        "seconds": seconds})
+    return out
+
+
+def _row(cell, counts):
+    fpr = counts["rejected"] / counts["n_sim"] if counts["n_sim"] else float("nan")
+    cov = counts["covered"] / counts["n_cov"] if counts["n_cov"] else float("nan")
+    return {"method": counts["method"], "setting": cell.setting, "model": counts["model"],
+            "effect": counts["effect"], "n": cell.n, "n_post": cell.n_post, "rho": cell.rho,
+            "sigma": round(cell.latent_sd, 4), "dispersion": round(cell.implied_dispersion, 2),
+            "n_sim": counts["n_sim"], "false_positive_rate": fpr,
+            "fpr_mc_se": mc_se(fpr, counts["n_sim"]), "coverage_95": cov,
+            "coverage_mc_se": mc_se(cov, counts["n_cov"]),
+            "coverage_truth": counts["coverage_truth"], "n_failed": counts["n_failed"],
+            "seconds": round(counts["seconds"], 2), "refined": counts.get("refined", False)}
+
+
 def calibration_table(*, cells: Iterable[Cell] | None = None,
                       methods: dict[str, Sequence[str]] | Sequence[str] | None = None,
                       n_sim: int = 2000, alpha: float = 0.05, seed=DEFAULT_SEED,
                       n_boot: int = CAL_N_BOOT, n_bias: int = CAL_N_BIAS,
                       level_ratio: float = LEVEL_RATIO, slope_ratio: dict | None = None,
-                      models: Sequence[str] = ("level", "level+slope"),
+                      models: Sequence[str] = ("level", "level+slope"), refine: int = 0,
+                      tolerance: float = 0.02, z: float = 1.96,
                       progress=None) -> pd.DataFrame:
     """The calibration table: one row per method x cell x declared model x effect.
 
@@ -234,9 +305,15 @@ def calibration_table(*, cells: Iterable[Cell] | None = None,
     the level+slope model, a slope change `slope_ratio[setting]`) the coverage. `progress`: a
     callable receiving one line of text per cell (e.g. print).
 
+    refine: a two-stage Monte Carlo. With refine = k > 0, every cell x model x method whose
+    rows are "undetermined" by the `method_status` rule (tolerance, z), for a method with no row
+    already "not calibrated", is simulated again with k x n_sim fresh series and the counts are
+    pooled (column `refined`), so that a few rows straddling the band by chance among dozens do
+    not leave a method undetermined (nor pass it: the pooled interval must lie inside).
+
     Columns: method, setting, model, effect, n, n_post, rho, sigma, dispersion, n_sim,
     false_positive_rate, fpr_mc_se, coverage_95, coverage_mc_se, coverage_truth, n_failed,
-    seconds (fitting time of the method in that cell)."""
+    seconds (fitting time of the method in that cell), refined."""
     cells = list(cells) if cells is not None else list(MONTHLY_CELLS + ANNUAL_CELLS)
     if isinstance(methods, dict):
         by_setting = {k: tuple(v) for k, v in methods.items()}
@@ -251,54 +328,44 @@ def calibration_table(*, cells: Iterable[Cell] | None = None,
     slope_ratio = dict(SLOPE_RATIO if slope_ratio is None else slope_ratio)
     if n_sim < 20:
         raise CareTrendsError(f"n_sim={n_sim} is too few simulations to estimate a rate")
-    rows = []
+    kw = dict(alpha=alpha, seed=seed, n_boot=n_boot, n_bias=n_bias, level_ratio=level_ratio,
+              slope_ratio=slope_ratio)
+    counts = []     # (cell, counts dict)
     for cell in cells:
         start_cell = time.perf_counter()
-        null_y, log_pop = simulate_counts(cell, n_sim, seed=_seed(seed, cell.key(), "null"))
         for model in (m for m in models if m in cell.models()):
-            slope = slope_ratio[cell.setting] if model == "level+slope" else 1.0
-            eff_y, _ = simulate_counts(cell, n_sim, level_ratio=level_ratio, slope_ratio=slope,
-                                       seed=_seed(seed, cell.key(), model, "effect"))
-            X = its_design(cell, model)
-            names = [c for c in X.columns if c.startswith("event:")]
-            idx = [list(X.columns).index(c) for c in names]
-            truth_log = {"event:level": math.log(level_ratio), "event:slope": math.log(slope)}
-            for method in by_setting.get(cell.setting, ()):
-                t0 = time.perf_counter()
-                fit_seed = _seed(seed, cell.key(), model, method)
-                null = _fit(method, X.to_numpy(), null_y, log_pop, idx, alpha, fit_seed,
-                            n_boot, n_bias)
-                log_link = method in inference.LOG_LINK_METHODS
-                eff = (_fit(method, X.to_numpy(), eff_y, log_pop, idx, alpha, fit_seed + 1,
-                            n_boot, n_bias) if log_link else null)
-                seconds = time.perf_counter() - t0
-                for j, name in enumerate(names):
-                    p = null["p_value"][:, j]
-                    ok = np.isfinite(p)
-                    truth = truth_log[name] if log_link else 0.0
-                    low, high = eff["low"][:, j], eff["high"][:, j]
-                    ok_cov = np.isfinite(low) & np.isfinite(high)
-                    covered = (low[ok_cov] <= truth) & (truth <= high[ok_cov])
-                    fpr = float((p[ok] < alpha).mean()) if ok.any() else float("nan")
-                    cov = float(covered.mean()) if ok_cov.any() else float("nan")
-                    effect = name.split(":")[1]
-                    rows.append({
-                        "method": method, "setting": cell.setting, "model": model,
-                        "effect": effect, "n": cell.n, "n_post": cell.n_post, "rho": cell.rho,
-                        "sigma": round(cell.latent_sd, 4),
-                        "dispersion": round(cell.implied_dispersion, 2),
-                        "n_sim": int(ok.sum()), "false_positive_rate": fpr,
-                        "fpr_mc_se": mc_se(fpr, ok.sum()), "coverage_95": cov,
-                        "coverage_mc_se": mc_se(cov, ok_cov.sum()),
-                        "coverage_truth": (f"{effect} ratio {math.exp(truth):g}" if log_link
-                                           else "null (difference 0)"),
-                        "n_failed": int((~ok).sum() + (~ok_cov).sum()),
-                        "seconds": round(seconds, 2)})
+            for c in _cell_counts(cell, model, by_setting.get(cell.setting, ()), n_sim,
+                                  tag="main", **kw):
+                counts.append((cell, c))
         if progress is not None:
             progress(f"{cell.key()}: {time.perf_counter() - start_cell:.1f}s")
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame([_row(cell, c) for cell, c in counts])
+    if refine and len(table):
+        row_status = _row_status(table, tolerance, z, alpha)
+        failed = set(map(tuple, table.loc[row_status == "not calibrated",
+                                          ["setting", "method"]].to_numpy()))
+        todo = {}
+        for i in np.flatnonzero(row_status.to_numpy() == "undetermined"):
+            cell, c = counts[i]
+            if (cell.setting, c["method"]) not in failed:
+                todo.setdefault((cell, c["model"]), set()).add(c["method"])
+        for (cell, model), meths in todo.items():
+            t0 = time.perf_counter()
+            extra = _cell_counts(cell, model, sorted(meths), refine * n_sim, tag="refine", **kw)
+            for e in extra:
+                for cell_i, c in counts:
+                    if (cell_i is cell and c["model"] == model and c["method"] == e["method"]
+                            and c["effect"] == e["effect"]):
+                        for k in ("rejected", "n_sim", "covered", "n_cov", "n_failed",
+                                  "seconds"):
+                            c[k] += e[k]
+                        c["refined"] = True
+            if progress is not None:
+                progress(f"refined {cell.key()} {model} {sorted(meths)}: "
+                         f"{time.perf_counter() - t0:.1f}s")
+        table = pd.DataFrame([_row(cell, c) for cell, c in counts])
     table.attrs.update(n_sim=n_sim, alpha=alpha, seed=seed, n_boot=n_boot, n_bias=n_bias,
-                       level_ratio=level_ratio, slope_ratio=slope_ratio)
+                       level_ratio=level_ratio, slope_ratio=slope_ratio, refine=refine)
     return table
 
 
@@ -314,9 +381,18 @@ def small_calibration_table(seed=DEFAULT_SEED, n_sim: int = 400,
 # --------------------------------------------------------------------------------------------
 # Decisions that allow for the Monte Carlo error
 # --------------------------------------------------------------------------------------------
-def _status(est, se, target, tolerance, z):
-    lo, hi = est - z * se, est + z * se
-    if not np.isfinite(est):
+def _interval(rate, n, z):
+    """Wilson score interval of a proportion (sound also near 0 and 1, unlike est -+ z SE)."""
+    if not np.isfinite(rate) or not n:
+        return float("nan"), float("nan")
+    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def _status(rate, n, target, tolerance, z):
+    lo, hi = _interval(rate, n, z)
+    if not np.isfinite(lo):
         return "undetermined"
     if lo >= target - tolerance and hi <= target + tolerance:
         return "calibrated"
@@ -325,32 +401,43 @@ def _status(est, se, target, tolerance, z):
     return "undetermined"
 
 
+def _row_status(table: pd.DataFrame, tolerance: float, z: float, alpha: float = 0.05,
+                coverage: float = 0.95) -> pd.Series:
+    """Per row: "calibrated" when the Monte Carlo intervals of both its false-positive rate and
+    its coverage lie inside target -+ tolerance, "not calibrated" when either lies wholly
+    outside, else "undetermined"."""
+    out = []
+    for r in table.itertuples():
+        a = _status(r.false_positive_rate, r.n_sim, alpha, tolerance, z)
+        b = _status(r.coverage_95, r.n_sim, coverage, tolerance, z)
+        out.append("not calibrated" if "not calibrated" in (a, b) else
+                   "calibrated" if a == b == "calibrated" else "undetermined")
+    return pd.Series(out, index=table.index)
+
+
 def method_status(table: pd.DataFrame, tolerance: float = 0.02, *, z: float = 1.96,
                   alpha: float = 0.05, coverage: float = 0.95) -> pd.DataFrame:
     """One row per setting x method: the status ("calibrated", "not calibrated",
     "undetermined"), the range of false-positive rates and coverages over its cells, and the
-    number of rows. A row is calibrated when est -+ z x MC SE lies inside target -+ tolerance,
-    not calibrated when that interval lies wholly outside; a method is calibrated in a setting
-    when all its rows are, not calibrated when any row is not, else undetermined. Coverage
-    measured at the null (Gaussian-scale methods) counts like any other coverage."""
+    number of rows. A row is calibrated when the Monte Carlo interval of its rate (Wilson score
+    interval at z, i.e. about est -+ z MC SE) lies inside target -+ tolerance, not calibrated
+    when it lies wholly outside; a method is calibrated in a setting when all its rows are, not
+    calibrated when any row is not, else undetermined (run more simulations: `refine`).
+    Coverage measured at the null (Gaussian-scale methods) counts like any other coverage."""
+    status = _row_status(table, tolerance, z, alpha, coverage)
     rows = []
     for (setting, method), sel in table.groupby(["setting", "method"], sort=False):
-        row_status = []
-        for r in sel.itertuples():
-            a = _status(r.false_positive_rate, r.fpr_mc_se, alpha, tolerance, z)
-            b = _status(r.coverage_95, r.coverage_mc_se, coverage, tolerance, z)
-            row_status.append("not calibrated" if "not calibrated" in (a, b) else
-                              "calibrated" if a == b == "calibrated" else "undetermined")
-        status = ("not calibrated" if "not calibrated" in row_status else
-                  "calibrated" if all(s == "calibrated" for s in row_status) else "undetermined")
-        rows.append({"setting": setting, "method": method, "status": status,
+        row_status = status.loc[sel.index]
+        state = ("not calibrated" if (row_status == "not calibrated").any() else
+                 "calibrated" if (row_status == "calibrated").all() else "undetermined")
+        rows.append({"setting": setting, "method": method, "status": state,
                      "fpr_min": sel["false_positive_rate"].min(),
                      "fpr_max": sel["false_positive_rate"].max(),
                      "coverage_min": sel["coverage_95"].min(),
                      "coverage_max": sel["coverage_95"].max(),
                      "n_rows": len(sel),
-                     "n_rows_outside": int(sum(s == "not calibrated" for s in row_status)),
-                     "n_rows_undetermined": int(sum(s == "undetermined" for s in row_status)),
+                     "n_rows_outside": int((row_status == "not calibrated").sum()),
+                     "n_rows_undetermined": int((row_status == "undetermined").sum()),
                      "min_n_sim": int(sel["n_sim"].min())})
     return pd.DataFrame(rows)
 

@@ -200,6 +200,7 @@ def _simulate_latent_counts(mu, sigma2, rho, n_draws, rng):
     s2 = np.log1p(sigma2)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho_u = np.where(s2 > 1e-12, np.log1p(rho * sigma2) / s2, 0.0)
+    rho_u = np.clip(np.nan_to_num(rho_u), -0.99, 0.99)   # large sigma2 with rho < 0
     sd = np.sqrt(s2)
     innov_sd = sd * np.sqrt(np.maximum(1 - rho_u ** 2, 0.0))
     z = rng.standard_normal((S, n_draws, T))
@@ -378,13 +379,16 @@ def _names_and_matrix(X, columns):
 def monthly_inference(y, X, log_offset=None, *, effect_columns: Sequence[str] | None = None,
                       seed=DEFAULT_SEED, n_boot: int = N_BOOT, n_bias: int = N_BIAS,
                       bias_rounds: int = BIAS_ROUNDS, ci_level: float = 0.95,
+                      n_basis: int | None = None,
                       columns: Sequence[str] | None = None) -> dict:
     """The calibrated default for a monthly count series (method "ar1_bootstrap").
 
     y: counts (T,); X: the ITS design (DataFrame, or array with `columns`); log_offset: log
     population (T,) or None; effect_columns: the columns whose intervals and p-values are wanted
     (default: every column containing ':', i.e. the level/slope terms). Coefficients are on the
-    log scale (exp gives rate ratios). Returns a dict:
+    log scale (exp gives rate ratios). n_basis: cosines of the EWC standard error (default
+    0.4 T^(2/3); more gives shorter intervals and less robustness to strong autocorrelation).
+    Returns a dict:
 
     params   Series, every column (the Poisson/quasi-Poisson GLM estimates)
     se       Series, every column: standard deviation of the bootstrap estimates
@@ -429,7 +433,7 @@ def monthly_inference(y, X, log_offset=None, *, effect_columns: Sequence[str] | 
     Y = y[None, :]
     all_idx = list(range(p))
     res = _ar1_bootstrap_batch(Xm, Y, off, all_idx, rng, n_boot=n_boot, n_bias=n_bias,
-                               bias_rounds=bias_rounds, alpha=alpha)
+                               bias_rounds=bias_rounds, alpha=alpha, n_basis=n_basis)
     if not np.isfinite(res["coef"]).all():
         raise CareTrendsError("the Poisson model did not converge on these counts (all zeros, or a "
                               "segment with no events?); check the series or declare fewer effects")
@@ -451,7 +455,8 @@ def monthly_inference(y, X, log_offset=None, *, effect_columns: Sequence[str] | 
         "details": {"sigma2": float(res["sigma2"][0]), "rho": float(res["rho"][0]),
                     "sigma2_generator": float(res["sigma2_bc"][0]),
                     "rho_generator": float(res["rho_bc"][0]), "dispersion": pearson,
-                    "n_cosines": n_cosines(T), "n_boot": int(n_boot), "n_bias": int(n_bias),
+                    "n_cosines": n_cosines(T) if n_basis is None else int(n_basis),
+                    "n_boot": int(n_boot), "n_bias": int(n_bias),
                     "bias_rounds": int(bias_rounds), "seed": seed, "n": int(T),
                     "n_params": int(p)},
     }
