@@ -220,8 +220,8 @@ Produced by
 
 (seed {seed}; {n_sim} simulated series per method and cell, plus {n_sim} series with a known
 effect for coverage; rows left undetermined by the rule below, for methods with no row outside,
-re-simulated with {4 * n_sim} more series each and pooled (`refined`); Python {platform.python_version()}, numpy {np.__version__}, pandas
-{pd.__version__}; {elapsed / 60:.0f} minutes on one shared core). Monte Carlo SE of a rate near 5%
+re-simulated with {4 * n_sim} more series each and pooled (`refined`); Python
+{platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}; {elapsed / 60:.0f} minutes on one shared core). Monte Carlo SE of a rate near 5%
 with {n_sim} series: {math.sqrt(0.05 * 0.95 / n_sim):.4f}.
 
 Rules: a method is **calibrated** in a setting when in every cell the 95% Monte Carlo interval

@@ -203,7 +203,7 @@ class BreakResult:
     n_breaks: int
     criterion: str
     model: str
-    table: pd.DataFrame   # one row per number of breaks: ssr, bic, sup_f_next, critical_next, breaks
+    table: pd.DataFrame  # per number of breaks: ssr, bic, sup_f_next, critical_next, breaks
     alpha: float = 0.05
     min_size: int = 3
 

@@ -29,8 +29,11 @@ real fit).
 setting only if, in every cell, the 95% Monte Carlo interval of its false-positive rate lies
 inside [alpha - tolerance, alpha + tolerance] and that of its coverage inside
 [0.95 - tolerance, 0.95 + tolerance]; "not calibrated" if some cell is outside even allowing for
-that error; otherwise "undetermined" (more simulations needed). `recommend` returns the preferred
-calibrated method of each setting or "none calibrated".
+that error; otherwise "undetermined" (more simulations needed: `calibration_table(refine=k)`
+re-simulates such rows with k x n_sim fresh series and pools them, a two-stage Monte Carlo, so
+that the few rows of dozens that straddle the band by chance are settled rather than waved
+through). `recommend` returns the preferred calibrated method of each setting or "none
+calibrated".
 
 Also here, numbers for the model layer's other promises: `controlled_its_coverage` (degrees of
 freedom of the controlled ITS), `declared_power` (power and MDE of the declared impact model),
