@@ -445,7 +445,7 @@ def test_hostile_yaml_reaches_no_published_html_raw(tmp_path):
                      "--no-progress", "--workers", "1"])
     assert code == 0
     pages = sorted(reports.rglob("*.html"))
-    assert {p.name for p in pages} == {"03_its.html", "index.html"}
+    assert {p.name for p in pages} == {"03_its.html", "index.html", "glossary.html"}
     for page in pages:
         html = page.read_text(encoding="utf-8")
         assert "<script" not in html.lower(), page.name

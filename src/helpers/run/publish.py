@@ -262,7 +262,7 @@ def write_glossary(reports_root: Path) -> Path:
         title="Glossary: the words the reports use", css=_css(), version=__version__,
         body=glossary.glossary_html())
     target = Path(reports_root) / GLOSSARY_PAGE
-    atomic_write_text(target, page)
+    atomic_write_text(target, sanitize_html(page))
     return target
 
 
