@@ -129,6 +129,7 @@ SAFE_TAGS = {
 SAFE_ATTRIBUTES = {
     "*": {"class", "id", "title", "lang", "dir", "role", "hidden"},
     "a": {"href"},
+    "div": {"tabindex"},  # a wide table's scrolling region must be reachable by keyboard
     "img": {"src", "alt", "width", "height"},
     "table": {"border"},
     "tr": {"style"},
@@ -153,7 +154,8 @@ def _safe_attribute(tag: str, attribute: str, value: str) -> str | None:
 
 def sanitize_html(page: str) -> str:
     """The page with its <body> passed through the allowlist above (script and style elements
-    go with their content, event handlers and javascript: URLs are dropped); the <head> comes
+    go with their content, event handlers and javascript: URLs are dropped; comments are inert
+    and kept); the <head> comes
     from our own autoescaped template and is kept as it is."""
     opening = re.search(r"<body\b[^>]*>", page, flags=re.IGNORECASE)
     closing = page.lower().rfind("</body>")
@@ -168,7 +170,7 @@ def sanitize_html(page: str) -> str:
                      url_schemes={"http", "https", "mailto", "data"},
                      attribute_filter=_safe_attribute,
                      filter_style_properties={"text-align", "vertical-align", "white-space"},
-                     strip_comments=True)
+                     strip_comments=False)  # inert, and the answer block's markers are comments
     return head + body + tail
 
 
