@@ -89,6 +89,17 @@ def baseline_at(res, time_value) -> float | None:
     return float(rows["counterfactual"].iloc[0])
 
 
+def latent_ar1(z: np.ndarray, sd: float, rho: float) -> np.ndarray:
+    """A stationary Gaussian AR(1) along the last axis from standard normals z: u_0 = sd z_0,
+    u_t = rho u_t-1 + sd sqrt(1 - rho^2) z_t (the latent noise every simulation here uses)."""
+    u = np.empty_like(z, dtype=float)
+    u[..., 0] = sd * z[..., 0]
+    innov = sd * np.sqrt(max(1.0 - rho * rho, 1e-12))
+    for i in range(1, z.shape[-1]):
+        u[..., i] = rho * u[..., i - 1] + innov * z[..., i]
+    return u
+
+
 def child_seed(seed, *parts) -> int:
     """A deterministic sub-seed per task (stable across runs and Python hash seeds)."""
     text = "|".join(str(p) for p in (seed, *parts))

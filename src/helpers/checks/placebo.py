@@ -111,7 +111,13 @@ def placebo_in_time(df: pd.DataFrame, events: Sequence[Mapping], *, outcome: str
                 row = effect_row(pres, name, eff)
                 if row is not None and np.isfinite(row["estimate"]):
                     rows.append(_placebo_row(name, eff, placebo_t, True, row, pres, placebo_t))
-    table = pd.DataFrame(rows)
+    return summarise_placebos(pd.DataFrame(rows))
+
+
+def summarise_placebos(table: pd.DataFrame) -> PlaceboResult:
+    """Per event x effect: the real estimate, the placebo dates, how many placebo estimates are
+    smaller in size (log scale) and the rank p-value (1 + #{|placebo| >= |real|}) / (k + 1),
+    whose smallest possible value is `smallest_p(k)`."""
     summary_rows = []
     for (name, eff), sel in table.groupby(["event", "effect"], sort=False):
         real = sel[~sel["placebo"]].iloc[0]

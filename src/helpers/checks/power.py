@@ -1,5 +1,5 @@
-"""Power and the minimum detectable effect ("when will we know"), simulated from the fitted
-pre-period model (trend, dispersion, autocorrelation)."""
+"""Power and the minimum detectable effect ("when will we know") of the declared impact model,
+simulated from the fitted pre-period model (trend, dispersion, autocorrelation)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,13 @@ DEFAULT_REDUCTIONS = tuple(np.round(np.arange(0.0, 0.625, 0.025), 3))
 def power_curve(model: PrePeriodModel, n_post: int, *, reductions=DEFAULT_REDUCTIONS,
                 n_sim: int = 300, method: str = "quasipoisson", alpha: float = 0.05,
                 harmonics: int = 0, seed=SEED, sims: np.ndarray | None = None,
-                size_adjusted: bool = True) -> pd.DataFrame:
+                size_adjusted: bool = True, model_effects: str = "declared") -> pd.DataFrame:
     """Share of simulated series in which the level change is significant at `alpha` (two-sided),
-    for each true reduction (0.2 = a 20% drop from the first post step), with the level-only ITS
-    model fitted by `method`. `sims` (from `simulate_counts` with the same reductions, possibly
+    for each true reduction (0.2 = a 20% drop from the first post step), with the ITS model
+    fitted by `method`. model_effects "declared" (default) fits what the notebooks declare: a
+    level and a slope change when there are 2+ post points, a level change with one (a level-only
+    model with several post points overstates power: the slope term competes for the same
+    information); "level" fits the level change only. `sims` (from `simulate_counts` with the same reductions, possibly
     longer) reuses simulated series: the first n_pre + n_post points are used.
 
     size_adjusted (default): when the test rejects too often with no effect (reduction 0, which
@@ -35,7 +38,9 @@ def power_curve(model: PrePeriodModel, n_post: int, *, reductions=DEFAULT_REDUCT
         sims = simulate_counts(model, n_post, n_sim, effects=ratios, seed=seed)
     sims = sims[:, :, : model.n_pre + n_post]
     n_sim = sims.shape[1]
-    X = its_design(model.n_pre, n_post, harmonics=harmonics)
+    if model_effects not in ("declared", "level"):
+        raise CareTrendsError(f"model_effects must be 'declared' or 'level', not {model_effects!r}")
+    X = its_design(model.n_pre, n_post, harmonics=harmonics, slope=model_effects == "declared")
     j = list(X.columns).index("event:level")
     Y = sims.reshape(-1, sims.shape[-1])
     fit = batch_fit(method, X.to_numpy(), Y, alpha=alpha)
@@ -47,7 +52,9 @@ def power_curve(model: PrePeriodModel, n_post: int, *, reductions=DEFAULT_REDUCT
     sig = pvals < threshold
     return pd.DataFrame({"reduction": list(reductions), "power": sig.mean(1), "n_sim": n_sim,
                          "n_post": n_post, "frequency": model.frequency, "size": size,
-                         "threshold": threshold})
+                         "threshold": threshold,
+                         "model": "+".join(c.split(":")[1] for c in X.columns
+                                           if c.startswith("event:"))})
 
 
 def minimum_detectable_effect(curve: pd.DataFrame, power: float = 0.8) -> float:
@@ -86,7 +93,7 @@ def power_table(model: PrePeriodModel, *, annual_post=(1, 2, 3), monthly_post=(6
                                 sims=sims)
             curves.append(curve)
             rows.append({"frequency": freq, "n_post": int(n_post), "months_after": n_post * months,
-                         "method": meth,
+                         "method": meth, "model": curve["model"].iloc[0],
                          "mde_percent": minimum_detectable_effect(curve, power) * 100,
                          "false_positive_rate": float(curve["size"].iloc[0]), "n_sim": n_sim})
     table = pd.DataFrame(rows)

@@ -6,20 +6,16 @@ statsmodels would take minutes on two cores; tests check these give the same num
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from scipy import stats
-from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from helpers.checks.common import SEED, effect_row, rng
+from helpers.checks.common import SEED, latent_ar1, rng
 from helpers.core.errors import CareTrendsError
-from helpers.models.batch import irls_poisson
-from helpers.models.design import design_columns, newey_west_lags
-from helpers.models.its import fit_its
+from helpers.models import inference
+from helpers.models.design import design_columns
 
 
 @dataclass
@@ -104,13 +100,8 @@ def simulate_counts(model: PrePeriodModel, n_post: int, n_sim: int, *, effects=(
     gen = rng(seed)
     n_pre = int(n_pre or model.n_pre)
     n = n_pre + int(n_post)
-    eps = gen.standard_normal((n_sim, n))
-    u = np.empty((n_sim, n))
-    rho, sigma = model.rho, model.sigma
-    u[:, 0] = eps[:, 0] * sigma
-    innov = sigma * math.sqrt(max(1 - rho * rho, 1e-12))
-    for i in range(1, n):
-        u[:, i] = rho * u[:, i - 1] + innov * eps[:, i]
+    sigma = model.sigma
+    u = latent_ar1(gen.standard_normal((n_sim, n)), sigma, model.rho)
     u -= sigma * sigma / 2  # keep the mean count on the trend
     count_seed = int(gen.integers(2 ** 62))
     t = np.arange(n, dtype=float)
@@ -132,148 +123,14 @@ def its_design(n_pre: int, n_post: int, *, slope: bool = False, harmonics: int =
     return design_columns(t, {"event": n_pre}, {"event": effects}, harmonics, period)
 
 
-def _inference(coef, se, dof, alpha=0.05):
-    """Two-sided p-values and interval half-widths (normal when dof is None, else t)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        stat = coef / se
-    if dof is None:
-        return 2 * stats.norm.sf(np.abs(stat)), stats.norm.ppf(1 - alpha / 2) * se
-    dof = np.broadcast_to(np.asarray(dof, dtype=float), np.shape(stat))
-    return 2 * stats.t.sf(np.abs(stat), dof), stats.t.ppf(1 - alpha / 2, dof) * se
-
-
 def batch_fit(method: str, X: np.ndarray, Y: np.ndarray, *, hac_lags: int | None = None,
-              alpha: float = 0.05, ar1_iter: int | None = None) -> dict[str, np.ndarray]:
+              alpha: float = 0.05, log_offset=None, seed=SEED) -> dict[str, np.ndarray]:
     """Fit one design X (T, p) to many series Y (S, T): coefficients, standard errors, p-values and
-    interval bounds (S, p) on the model's own scale (log for poisson/quasipoisson).
-
-    method: "poisson" (normal intervals), "quasipoisson" (Pearson dispersion, t on T - p df),
-    "ols" (Newey-West HAC standard errors, `hac_lags` default `newey_west_lags`, statsmodels'
-    small-sample correction, t intervals on T - p df), "naive_ols" (classical OLS, t intervals),
-    "ar1" (feasible GLS with AR(1) errors: statsmodels GLSAR iterative_fit).
-    """
-    S, T = Y.shape
-    p = X.shape[1]
-    if method in ("poisson", "quasipoisson"):
-        mask = np.ones_like(Y, dtype=bool)
-        beta, cov, mu, _, ok = irls_poisson(X, Y, np.zeros_like(Y), mask)
-        se = np.sqrt(np.einsum("spp->sp", cov))
-        dof = None
-        if method == "quasipoisson":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                phi = ((Y - mu) ** 2 / mu).sum(1) / (T - p)
-            se = se * np.sqrt(phi)[:, None]
-            dof = T - p
-        pval, half = _inference(beta, se, dof, alpha)
-    elif method in ("ols", "naive_ols"):
-        xtx_inv = np.linalg.inv(X.T @ X)
-        beta = Y @ X @ xtx_inv  # (S, p)
-        resid = Y - beta @ X.T
-        if method == "naive_ols":
-            s2 = (resid ** 2).sum(1) / (T - p)
-            se = np.sqrt(s2[:, None] * np.diag(xtx_inv)[None, :])
-            pval, half = _inference(beta, se, T - p, alpha)
-        else:
-            lags = _hac_lags(T) if hac_lags is None else int(hac_lags)
-            scores = resid[:, :, None] * X[None, :, :]  # (S, T, p)
-            meat = np.einsum("stp,stq->spq", scores, scores)
-            for lag in range(1, lags + 1):
-                w = 1 - lag / (lags + 1)
-                g = np.einsum("stp,stq->spq", scores[:, lag:], scores[:, :-lag])
-                meat += w * (g + np.transpose(g, (0, 2, 1)))
-            cov = xtx_inv[None] @ meat @ xtx_inv[None]
-            cov *= T / (T - p)  # statsmodels' use_correction for HAC
-            se = np.sqrt(np.einsum("spp->sp", cov))
-            pval, half = _inference(beta, se, T - p, alpha)  # fit_its: use_t=True
-    elif method == "ar1":
-        beta, se, dof = _batch_glsar(X, Y, maxiter=ar1_iter or _ar1_maxiter())
-        pval, half = _inference(beta, se, dof, alpha)
-    else:
+    interval bounds (S, p) on the model's own scale (log for the count families), by
+    `helpers.models.inference.batch_inference` (every family `fit_its` offers, batched)."""
+    if method not in inference.BATCH_METHODS:
         raise CareTrendsError(f"no batched fit for {method!r}; use one of "
-                              "poisson, quasipoisson, ols, naive_ols, ar1")
-    return {"coef": beta, "se": se, "p_value": pval, "low": beta - half, "high": beta + half}
-
-
-def _hac_lags(n: int) -> int:
-    return int(newey_west_lags(n))
-
-
-def _ar1_maxiter() -> int:
-    return 50  # its._fit_ar1: GLSAR(rho=1).iterative_fit(maxiter=50)
-
-
-def _batch_glsar(X, Y, maxiter: int = 50, rtol: float = 1e-4):
-    """statsmodels `GLSAR(y, X, rho=1).iterative_fit(maxiter)` for many series: rho starts at 0;
-    OLS on whitened data (first row dropped), Yule-Walker rho ("adjusted": lag-1 sum over n - 1,
-    variance over n, demeaned) from the unwhitened residuals; stop when the coefficients change
-    by less than `rtol` (relative). Classical OLS errors on the whitened data, t on T - 1 - p df."""
-    S, T = Y.shape
-    p = X.shape[1]
-    rho = np.zeros(S)
-    done = np.zeros(S, dtype=bool)
-    last = None
-    for i in range(max(maxiter - 1, 0)):
-        beta_i = _whitened_ols(X, Y, rho)[0]
-        if i > 0:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                diff = np.max(np.abs(last - beta_i) / np.abs(last), axis=1)
-            done |= diff < rtol
-        last = beta_i
-        if done.all():
-            break
-        r = Y - beta_i @ X.T
-        r = r - r.mean(1, keepdims=True)
-        r0 = (r * r).sum(1) / T
-        r1 = (r[:, 1:] * r[:, :-1]).sum(1) / (T - 1)
-        rho = np.where(done, rho, r1 / r0)
-    beta, se = _whitened_ols(X, Y, rho)
-    return beta, se, T - 1 - p
-
-
-def _whitened_ols(X, Y, rho):
-    Xw = X[None, 1:, :] - rho[:, None, None] * X[None, :-1, :]  # (S, T-1, p)
-    Yw = Y[:, 1:] - rho[:, None] * Y[:, :-1]
-    xtx = np.einsum("stp,stq->spq", Xw, Xw)
-    xty = np.einsum("stp,st->sp", Xw, Yw)
-    inv = np.linalg.inv(xtx)
-    beta = np.einsum("spq,sq->sp", inv, xty)
-    resid = Yw - np.einsum("stp,sp->st", Xw, beta)
-    dof = Xw.shape[1] - X.shape[1]
-    s2 = (resid ** 2).sum(1) / dof
-    se = np.sqrt(s2[:, None] * np.einsum("spp->sp", inv))
-    return beta, se
-
-
-def loop_fit(method: str, X: pd.DataFrame, Y: np.ndarray, alpha: float = 0.05):
-    """Per-replicate `fit_its` for families with their own optimiser (negbin, sarimax)."""
-
-    S, T = Y.shape
-    names = [c for c in X.columns if c.startswith("event:")]
-    n_pre = int((X["event:level"] == 0).sum())
-    effects = tuple(c.split(":")[1] for c in names)
-    out = {k: np.full((S, len(names)), np.nan) for k in ("coef", "se", "p_value", "low", "high")}
-    t = np.arange(T)
-    for s in range(S):
-        df = pd.DataFrame({"t": t, "y": Y[s]})
-        try:
-            with warnings.catch_warnings():
-                # Hard simulated replicates may not converge; they are counted as failures.
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                warnings.simplefilter("ignore", RuntimeWarning)
-                res = fit_its(df, outcome="y", time="t", interventions={"event": n_pre},
-                                  effects=effects, family=method, offset=None, harmonics=0)
-        except (CareTrendsError, np.linalg.LinAlgError, ValueError):
-            continue
-        for j, eff in enumerate(effects):
-            row = effect_row(res, "event", eff)
-            if row is None:
-                continue
-            if row["scale"] == "ratio":
-                out["coef"][s, j] = math.log(row["estimate"])
-                out["low"][s, j] = math.log(row["ci_low"])
-                out["high"][s, j] = math.log(row["ci_high"])
-            else:
-                out["coef"][s, j], out["low"][s, j], out["high"][s, j] = (
-                    row["estimate"], row["ci_low"], row["ci_high"])
-            out["p_value"][s, j] = row["p_value"]
-    return out, names
+                              f"{', '.join(inference.BATCH_METHODS)}")
+    X = np.asarray(X, float)
+    return inference.batch_inference(method, X, Y, log_offset, effect_idx=range(X.shape[1]),
+                                     alpha=alpha, hac_lags=hac_lags, seed=seed)

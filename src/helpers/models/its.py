@@ -10,14 +10,18 @@ Level effects of log-link families are rate ratios; slope effects are ratios per
 
 Families: "poisson", "quasipoisson" (dispersion = Pearson chi2 / residual df), "negbin" (NB2 GLM
 with alpha profiled by maximum likelihood), "ols" (Newey-West HAC errors), "ar1" (GLSAR, AR(1)
-errors by iterated Cochrane-Orcutt) and "sarimax" (regression with ARMA errors, default AR(1)).
+errors by iterated Cochrane-Orcutt), "sarimax" (regression with ARMA errors, default AR(1)) and
+"ar1_bootstrap" (Poisson GLM estimates, bootstrap-t intervals from simulated latent-AR(1)
+counts: `helpers.models.inference`; the default on monthly series, where it is the one family
+calibrated; quasi-Poisson stays the annual default).
 Intervals are t-based with the residual degrees of freedom where a scale is estimated
 (quasipoisson, ols, ar1), normal otherwise (poisson, negbin, sarimax). Newey-West lags follow
 floor(4 (n/100)^(2/9)) (at least 1) unless `hac_lags` is given. For ar1/sarimax "fitted" is the
 regression mean X b (the error process is not added), so fitted and counterfactual compare alike.
 
 `counterfactual` removes the terms of one intervention (the last unless `counterfactual_for`);
-its band is the confidence interval of that mean. `impact` turns it into the units people ask
+cf_low/cf_high is the confidence interval of that mean, cf_pred_low/cf_pred_high the prediction
+interval for an observation (mean uncertainty plus the model's period-to-period noise). `impact` turns it into the units people ask
 about (children who did not enter care = counterfactual - fitted), per period and cumulative,
 with intervals from 4,000 draws of the coefficients (multivariate t or normal, matching the
 coefficient intervals; fixed seed). Derived tables are computed when first read
@@ -39,6 +43,7 @@ from scipy import stats
 from helpers.core import timeline, vocab
 from helpers.core.errors import CareTrendsError
 from helpers.core.records import EFFECT_COLUMNS, EffectResult
+from helpers.models import inference
 from helpers.models.design import (Interruption, design_columns, design_matrix,
                                    interventions_from_events, newey_west_lags,
                                    parse_interruptions)
@@ -76,6 +81,11 @@ def _prepare(df, outcome, time, offset, family, season, frequency, harmonics, pe
     if time not in df.columns and time == "t" and "year" in df.columns:
         time = "year"  # annual series from helpers.data carry 'year'
     missing = [c for c in (outcome, time) if c not in df.columns]
+    if frequency is None and time in df.columns:
+        t_max = pd.to_numeric(df[time], errors="coerce").max()
+        frequency = "monthly" if (season in df.columns or t_max < 1900) else "annual"
+    if family is None:
+        family = vocab.DEFAULT_FAMILY.get(frequency, "quasipoisson")
     uses_offset = family in vocab.LOG_LINK_FAMILIES and offset is not None
     if uses_offset and offset not in df.columns:
         missing.append(offset)
@@ -86,9 +96,6 @@ def _prepare(df, outcome, time, offset, family, season, frequency, harmonics, pe
     if family not in vocab.FAMILIES:
         raise CareTrendsError(f"unknown family {family!r}; choose one of {', '.join(vocab.FAMILIES)}")
 
-    if frequency is None:
-        t_max = pd.to_numeric(df[time], errors="coerce").max()
-        frequency = "monthly" if (season in df.columns or t_max < 1900) else "annual"
     if frequency not in ("annual", "monthly"):
         raise CareTrendsError(f"frequency must be 'annual' or 'monthly', not {frequency!r}")
 
@@ -133,7 +140,7 @@ def _prepare(df, outcome, time, offset, family, season, frequency, harmonics, pe
             season_values = np.mod(t, period)
     else:
         season_values = None
-    return data, time, frequency, uses_offset, season_values, dropped
+    return data, time, frequency, family, uses_offset, season_values, dropped
 
 
 def _month_of_year(values: pd.Series, name: str) -> pd.Series:
@@ -185,6 +192,23 @@ def _fit_glm(y, X, log_offset, family):
     return out
 
 
+def _fit_bootstrap(y, X, log_offset, effect_columns, seed, n_boot, ci_level):
+    """Poisson GLM estimates with bootstrap-t intervals for the declared effects
+    (`helpers.models.inference.monthly_inference`, the calibrated monthly default)."""
+    res = inference.monthly_inference(y, X, log_offset, effect_columns=effect_columns,
+                                      seed=seed, n_boot=n_boot, ci_level=ci_level)
+    n, k = X.shape
+    mu = np.exp(X.to_numpy(float) @ res["params"].to_numpy()
+                + (0.0 if log_offset is None else log_offset))
+    details = res["details"]
+    return dict(model=None, params=res["params"].to_numpy(), cov=res["cov"].to_numpy(),
+                df_resid=n - k, dist="bootstrap", dispersion=details["dispersion"],
+                resid=(y - mu) / np.sqrt(mu), rho=details["rho"],
+                effect_intervals={c: (float(res["ci_low"][c]), float(res["ci_high"][c]),
+                                      float(res["p_value"][c])) for c in effect_columns},
+                bootstrap=details)
+
+
 def _fit_ols(y, X, hac_lags):
     import statsmodels.api as sm
 
@@ -234,10 +258,11 @@ def _fit_sarimax(y, X, order, seasonal_order):
 # Public entry point
 # --------------------------------------------------------------------------------------------
 def fit_its(df, outcome="starts", time="t", interventions=None, effects=("level", "slope"),
-            family="quasipoisson", offset="population", harmonics=2, period=12, season="month",
+            family=None, offset="population", harmonics=2, period=12, season="month",
             *, phase_in=None, lag=None, titles=None, counterfactual_for=None, frequency=None,
             hac_lags=None, arima_order=(1, 0, 0), seasonal_order=(0, 0, 0, 0), ci_level=0.95,
-            impact_seed=IMPACT_SEED, impact_draws=IMPACT_DRAWS, synthetic=None) -> "ITSResult":
+            impact_seed=IMPACT_SEED, impact_draws=IMPACT_DRAWS, n_boot=inference.N_BOOT,
+            synthetic=None) -> "ITSResult":
     """Fit a segmented (interrupted) time-series model and return an `ITSResult`.
 
     df            one row per period for one area.
@@ -249,7 +274,9 @@ def fit_its(df, outcome="starts", time="t", interventions=None, effects=("level"
     interventions {name: first time value at which it is in force} (see interventions_from_events).
     effects       declared impact model: a tuple such as ('level', 'slope') for every
                   intervention, or a dict {name: tuple}.
-    family        'poisson' | 'quasipoisson' | 'negbin' | 'ols' | 'ar1' | 'sarimax'.
+    family        'poisson' | 'quasipoisson' | 'negbin' | 'ols' | 'ar1' | 'sarimax' |
+                  'ar1_bootstrap'. None (default): quasi-Poisson on annual series, 'ar1_bootstrap'
+                  on monthly ones (vocab.DEFAULT_FAMILY: the calibrated choice, CALIBRATION.md).
     offset        exposure column (population); log(offset) is the offset of the count families;
                   ignored by the Gaussian families. None = no offset.
     harmonics, period, season
@@ -267,11 +294,14 @@ def fit_its(df, outcome="starts", time="t", interventions=None, effects=("level"
     arima_order, seasonal_order
                   SARIMAX error model for family='sarimax' (default AR(1)).
     ci_level      interval coverage (default 95%).
+    impact_seed, impact_draws, n_boot
+                  seed of every random draw (impact intervals; the ar1_bootstrap's series) and
+                  the sizes of the impact simulation and of the bootstrap.
     synthetic     the data are SYNTHETIC (charts say so); default df.attrs.get('synthetic', False).
     """
     events = parse_interruptions(interventions, effects, phase_in, lag, titles)
     outcome_column, outcome = _resolve_outcome(df, outcome)
-    data, time, frequency, uses_offset, season_values, dropped = _prepare(
+    data, time, frequency, family, uses_offset, season_values, dropped = _prepare(
         df, outcome_column, time, offset, family, season, frequency, harmonics, period)
     t = data[time].to_numpy(float)
     y = data[outcome_column].to_numpy(float)
@@ -324,7 +354,11 @@ def fit_its(df, outcome="starts", time="t", interventions=None, effects=("level"
             "events or declare fewer effects")
 
     log_offset = np.log(data[offset].to_numpy(float)) if uses_offset else None
-    if family in vocab.LOG_LINK_FAMILIES:
+    if family == "ar1_bootstrap":
+        fit = _fit_bootstrap(y, X, log_offset, [f"{ev.name}:{eff}" for ev in events
+                                                for eff in ev.effects],
+                             impact_seed, n_boot, ci_level)
+    elif family in vocab.LOG_LINK_FAMILIES:
         fit = _fit_glm(y, X, log_offset, family)
     elif family == "ols":
         fit = _fit_ols(y, X, hac_lags)
@@ -355,9 +389,10 @@ class ITSResult(EffectResult):
     ----------
     effects         EFFECT_COLUMNS: one row per intervention x declared effect.
     coefficients    every model term on the link scale: term, coef, se, statistic, p_value, CI.
-    counterfactual  time, observed, fitted, counterfactual, cf_low, cf_high, plus fitted_low,
-                    fitted_high, label (period label) and offset (when used). The cf band is a
-                    confidence band for the mean.
+    counterfactual  time, observed, fitted, counterfactual, cf_low, cf_high, cf_pred_low,
+                    cf_pred_high, plus fitted_low, fitted_high, label (period label) and offset
+                    (when used). cf_low/high is a confidence band for the counterfactual mean;
+                    cf_pred_low/high a prediction band for one period's observation.
     impact          the counterfactual_for intervention's periods: observed, fitted, counterfactual,
                     averted (= counterfactual - fitted: e.g. children who did not enter care)
                     with averted_low/high, relative_change (= fitted / counterfactual - 1) with
@@ -495,6 +530,31 @@ class ITSResult(EffectResult):
         se = np.sqrt(np.maximum(var, 0.0))  # rounding can leave -1e-16 where a point fits exactly
         return self._mean(eta), self._mean(eta - self._q * se), self._mean(eta + self._q * se)
 
+    def _prediction_band(self, X: np.ndarray):
+        """Where a single period's observation would fall (not just its mean): the mean's
+        uncertainty plus the period-to-period noise the model estimates. Log-link families on the
+        log scale (delta method: a count with variance phi mu has log-variance about phi / mu;
+        phi = the Pearson dispersion, 1 for Poisson, 1 + alpha mu for the negative binomial);
+        Gaussian families add the residual variance of a period (for AR errors, the stationary
+        variance)."""
+        eta = self._linear(X)
+        var = np.maximum(np.einsum("ij,jk,ik->i", X, self.cov_params.to_numpy(), X), 0.0)
+        if self.log_link:
+            mu = np.exp(eta)
+            if self.family == "poisson":
+                noise = 1.0 / mu
+            elif self.family == "negbin":
+                noise = (1.0 + (self.alpha or 0.0) * mu) / mu
+            else:
+                noise = max(float(self.dispersion or 1.0), 1.0) / mu
+            se = np.sqrt(var + noise)
+            return np.exp(eta - self._q * se), np.exp(eta + self._q * se)
+        sd = float(self.fit.get("residual_sd") or 0.0)
+        rho = float(self.rho or 0.0) if self.family in ("ar1", "sarimax") else 0.0
+        noise = sd ** 2 / max(1.0 - rho ** 2, 1e-6) if self.family == "ar1" else sd ** 2
+        se = np.sqrt(var + noise)
+        return eta - self._q * se, eta + self._q * se
+
     def _cf_matrix(self, event: Interruption) -> np.ndarray:
         Xcf = self.design_matrix.copy()
         for eff in event.effects:
@@ -522,10 +582,7 @@ class ITSResult(EffectResult):
             for eff in ev.effects:
                 j = self.design_matrix.columns.get_loc(f"{ev.name}:{eff}")
                 b, se = float(self.params.iloc[j]), float(se_all[j])
-                stat = b / se if se > 0 else np.nan
-                p = (2 * stats.t.sf(abs(stat), self.df_resid) if self.interval == "t"
-                     else 2 * stats.norm.sf(abs(stat)))
-                lo, hi = b - self._q * se, b + self._q * se
+                lo, hi, p = self._effect_interval(j, b, se)
                 if self.log_link:
                     b, lo, hi = math.exp(b), math.exp(lo), math.exp(hi)
                 rows.append(dict(intervention=ev.name, effect=eff, estimate=b, ci_low=lo,
@@ -533,24 +590,38 @@ class ITSResult(EffectResult):
                                  scale="ratio" if self.log_link else "difference"))
         return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
 
+    def _effect_interval(self, j: int, b: float, se: float) -> tuple[float, float, float]:
+        """(low, high, p) of coefficient j on the link scale: the bootstrap-t interval where the
+        family computed one (ar1_bootstrap's declared effects), else b -+ q se with the t or
+        normal p-value."""
+        own = self.fit.get("effect_intervals", {}).get(self.design_matrix.columns[j])
+        if own is not None:
+            return own
+        stat = b / se if se > 0 else np.nan
+        p = (2 * stats.t.sf(abs(stat), self.df_resid) if self.interval == "t"
+             else 2 * stats.norm.sf(abs(stat)))
+        return b - self._q * se, b + self._q * se, float(p)
+
     @cached_property
     def coefficients(self) -> pd.DataFrame:
         se = self._standard_errors()
         b = self.params.to_numpy()
         stat = np.divide(b, se, out=np.full_like(b, np.nan), where=se > 0)
-        p = (2 * stats.t.sf(np.abs(stat), self.df_resid) if self.interval == "t"
-             else 2 * stats.norm.sf(np.abs(stat)))
+        bounds = np.array([self._effect_interval(j, b[j], se[j]) for j in range(len(b))])
         return pd.DataFrame({"term": self.params.index, "coef": b, "se": se, "statistic": stat,
-                             "p_value": p, "ci_low": b - self._q * se,
-                             "ci_high": b + self._q * se})
+                             "p_value": bounds[:, 2], "ci_low": bounds[:, 0],
+                             "ci_high": bounds[:, 1]})
 
     @cached_property
     def counterfactual(self) -> pd.DataFrame:
         X = self.design_matrix.to_numpy(float)
         fitted, f_lo, f_hi = self._band(X)
-        cf, cf_lo, cf_hi = self._band(self._cf_matrix(self.event))
+        Xcf = self._cf_matrix(self.event)
+        cf, cf_lo, cf_hi = self._band(Xcf)
+        pred_lo, pred_hi = self._prediction_band(Xcf)
         table = pd.DataFrame(dict(time=self._t, observed=self.y, fitted=fitted,
                                   counterfactual=cf, cf_low=cf_lo, cf_high=cf_hi,
+                                  cf_pred_low=pred_lo, cf_pred_high=pred_hi,
                                   fitted_low=f_lo, fitted_high=f_hi,
                                   label=[self.label(v) for v in self._t]))
         if self.offset is not None:

@@ -16,18 +16,36 @@ from helpers.present import charts
 from helpers.present.text import md_escape
 
 
+def placebo_verdict(n_placebo: int, n_smaller: int, rank_p: float, alpha: float = 0.05) -> str:
+    """Where the real estimate falls among the placebo estimates, and whether that many placebo
+    dates could ever give a small p-value (with 7 dates the smallest possible is 0.125)."""
+    floor = smallest_p(n_placebo)
+    if n_smaller == n_placebo:
+        where = (f"the real estimate is larger in size than every one of the {n_placebo} "
+                 "placebo estimates at earlier dates")
+    elif n_smaller == 0:
+        where = (f"the real estimate is no larger than any of the {n_placebo} placebo "
+                 "estimates at earlier dates: the series moves this much when nothing happens")
+    else:
+        where = (f"the real estimate is larger in size than {n_smaller} of the {n_placebo} "
+                 "placebo estimates at earlier dates")
+    if floor >= alpha:
+        return (f"{where} (placebo p = {rank_p:.2f}; with {n_placebo} date"
+                f"{'' if n_placebo == 1 else 's'} the smallest possible placebo p is "
+                f"{floor:.3g}: too few to judge).")
+    return f"{where} (placebo p = {rank_p:.2f})."
+
+
 def placebo_summary(res) -> str:
     lines = []
     for row in res.summary_table.to_dict("records"):
+        name = f"{charts.human_name(row['event'])} ({row['effect']})"
         if row["n_placebo"] == 0:
-            lines.append(f"{charts.human_name(row['event'])} ({row['effect']}): no earlier date leaves enough "
-                         "data before and after it, so no placebo comparison is possible.")
+            lines.append(f"{name}: no earlier date leaves enough data before and after it, so "
+                         "no placebo comparison is possible.")
             continue
-        lines.append(
-            f"{charts.human_name(row['event'])} ({row['effect']}): the real estimate is larger in size than "
-            f"{row['n_smaller']} of {row['n_placebo']} placebo estimates at earlier dates "
-            f"(placebo p = {row['rank_p']:.2f}"
-            + ("; too few dates to judge" if row["n_placebo"] < 9 else "") + ").")
+        lines.append(f"{name}: " + placebo_verdict(int(row["n_placebo"]), int(row["n_smaller"]),
+                                                   float(row["rank_p"])))
     return "\n".join(lines)
 
 
@@ -262,10 +280,9 @@ def headline_text(head: Mapping) -> str:
                          "the estimates agree on its size but not on how sure to be.")
     if head.get("n_placebo"):
         n, n_ge = int(head["n_placebo"]), int(head["n_placebo_as_large"])
-        parts.append(f"Moved to {n} earlier dates, the same model finds "
-                     f"a change at least as large {n_ge} time{'' if n_ge == 1 else 's'} "
-                     f"(placebo p = {head['placebo_rank_p']:.2f}; the smallest possible with "
-                     f"{n} dates is {smallest_p(n):.2f}).")
+        parts.append(f"Moved to {n} earlier dates, the same model finds a change at least as "
+                     f"large {n_ge} time{'' if n_ge == 1 else 's'}: "
+                     + placebo_verdict(n, n - n_ge, float(head["placebo_rank_p"])))
     mde = head.get("mde_annual_1_percent")
     if mde is not None and np.isfinite(mde):
         parts.append(f"With one year of published annual data only a fall of about "

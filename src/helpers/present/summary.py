@@ -84,8 +84,14 @@ def _record_verdict(r) -> str:
         # confidence interval: the permutation p-value carries the verdict.
         if is_missing(r.p_value):
             return "not estimable"
-        return (f"unusual against placebo dates (p = {r.p_value:.2f})" if r.p_value < 0.05
-                else f"within the range of placebo dates (p = {r.p_value:.2f})")
+        if r.p_value < 0.05:
+            return f"unusual against placebo dates (p = {r.p_value:.2f})"
+        beyond = (not is_missing(r.estimate) and not is_missing(r.ci_low)
+                  and not (r.ci_low <= r.estimate <= r.ci_high))
+        if beyond:  # more extreme than every placebo: p is the smallest the dates allow
+            return (f"more extreme than every placebo date, but p = {r.p_value:.2f} is the "
+                    "smallest so few dates allow: too few to judge")
+        return f"within the range of placebo dates (p = {r.p_value:.2f})"
     words = verdict(None if is_missing(r.estimate) else r.estimate,
                     None if is_missing(r.ci_low) else r.ci_low,
                     None if is_missing(r.ci_high) else r.ci_high, r.scale or "ratio")
