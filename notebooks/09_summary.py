@@ -89,7 +89,8 @@ display(Markdown(
      f"No published estimates were found for {spec.la_name} yet. Run `care-trends run "
      f"{analysis}` to execute the analysis; this summary then reads its results.")
     + (f"\n\nNo results from {', '.join(missing)} (not run, failed, or nothing estimable): "
-       "the findings leave those designs out." if missing and len(records) else "")))
+       "the findings leave those designs out." if missing and len(records) else "")
+    + "\n\n" + summary.multiple_testing_text(records, spec.event.title, spec.primary_outcome)))
 Table(summary.evidence_table(records, outcome=spec.primary_outcome, effect="level",
                              titles=spec.titles),
       caption=f"{spec.la_name}: {vocab.measure_label(spec.primary_outcome).lower()}, "

@@ -179,24 +179,31 @@ def test_batch_naive_ols_matches_statsmodels():
 
 # ---------------------------------------------------------------------------- calibration
 
-def test_calibration_table_no_effect_quasipoisson_is_calibrated_poisson_is_not():
+def test_calibration_table_of_an_analysis_cell_poisson_over_rejects():
     model = null_model(rho=0.0, sigma=0.08, n_pre=12)
-    table = sensitivity.calibration_table(model, n_sim=200, n_sim_loop=4,
-                                          methods=("poisson", "quasipoisson", "naive_ols", "negbin"),
-                                          seed=3)
-    annual = table[(table["setting"] == "annual") & (table["effect"] == "level")].set_index("method")
-    assert annual.loc["quasipoisson", "false_positive_rate"] <= 0.10
-    assert annual.loc["poisson", "false_positive_rate"] > annual.loc["quasipoisson", "false_positive_rate"]
-    assert annual.loc["quasipoisson", "n_sim"] == 200 and annual.loc["negbin", "n_sim"] <= 4
-    assert (table["coverage_95"].between(0, 1)).all()
-    again = sensitivity.calibration_table(model, n_sim=200, n_sim_loop=4,
-                                          methods=("poisson", "quasipoisson", "naive_ols", "negbin"),
-                                          seed=3)
-    pd.testing.assert_frame_equal(table, again)
+    annual, _ = sensitivity.analysis_cells(model, annual_post=1)
+    methods = {"annual": ("poisson", "quasipoisson", "naive_ols", "negbin")}
+    table = sensitivity.calibration_table(cells=[annual], methods=methods, models="declared",
+                                          n_sim=400, seed=3)
+    level = table[table["effect"] == "level"].set_index("method")
+    assert set(level["model"]) == {"level"}            # one point after: level only
+    assert level.loc["quasipoisson", "false_positive_rate"] <= 0.10
+    assert (level.loc["poisson", "false_positive_rate"]
+            > level.loc["quasipoisson", "false_positive_rate"] + 0.05)
+    assert (level["n_sim"] == 400).all() and (table["coverage_95"].between(0, 1)).all()
+    again = sensitivity.calibration_table(cells=[annual], methods=methods, models="declared",
+                                          n_sim=400, seed=3)
+    pd.testing.assert_frame_equal(table.drop(columns="seconds"), again.drop(columns="seconds"))
+    status = sensitivity.method_status(table).set_index("method")["status"]
+    assert status["poisson"] == "not calibrated"
     defaults = sensitivity.recommend_defaults(table)
-    assert defaults["annual"] == "quasipoisson"
-    assert "n_sim" in present_checks.calibration_summary(table).columns
-    assert "recommended" in present_checks.calibration_reading(table, defaults)
+    summary = present_checks.calibration_summary(table)
+    assert {"simulated series", "± MC error", "status"} <= set(summary.columns)
+    reading = present_checks.calibration_reading(table, defaults)
+    if defaults["annual"] == "none calibrated":
+        assert "No method is calibrated here" in reading
+    else:
+        assert "it is the one to use" in reading
 
 
 # ------------------------------------------------------------- placebo and specification curve
@@ -228,11 +235,16 @@ def test_launch_times_follow_the_window():
 
 def test_specification_curve_and_headline_records(tmp_path):
     default = {"start_year": 2014, "family": "quasipoisson", "covid_excluded": "none",
-               "scale": "rate", "launch_time": 2025}
+               "scale": "rate", "launch_time": 2025, "earlier_events": "all",
+               "effect_shape": "level"}
     spec = sensitivity.specification_curve(annual_series(0.6), EVENTS, "family_matters",
                                            families=("quasipoisson", "ols"), default=default)
     stats = spec.stats()
-    assert stats["n_specs"] == len(spec.table) == 2 * 1 * 2 * 2 * 2  # start x launch x fam x covid x scale
+    # start x launch x family x covid x scale x earlier events; one year after the launch, so
+    # the level+slope shape is not a specification
+    assert stats["n_specs"] == len(spec.table) == 2 * 1 * 2 * 2 * 2 * 2
+    assert set(spec.table["effect_shape"]) == {"level"}
+    assert set(spec.table["earlier_events"]) == {"all", "none"}
     assert spec.table["is_default"].sum() == 1
     assert stats["share_negative"] == 1.0
     assert present_checks.plot_speccurve(spec) is not None
@@ -267,10 +279,33 @@ def test_placebo_with_ols_reports_percent_of_counterfactual():
 def test_specification_curve_simplifies_models_when_covid_year_is_dropped():
     spec = sensitivity.specification_curve(annual_series(0.6), EVENTS, "family_matters",
                                            start_years=(2014,), families=("quasipoisson",),
-                                           covid=("none", "2020+2021"), scales=("rate",))
+                                           covid=("none", "2020+2021"), scales=("rate",),
+                                           earlier_events=("all",))
     table = spec.table.set_index("covid_excluded")
     assert not table.loc["none", "simplified"]
     assert table.loc["2020+2021", "simplified"]  # one point between the 2019 and 2020 events
     assert np.isfinite(table["percent"]).all()
     with pytest.raises(CareTrendsError, match="no event named"):
         sensitivity.specification_curve(annual_series(), EVENTS, "nope")
+
+
+def test_specification_curve_varies_events_and_effect_shape_on_computed_rates():
+    series = annual_series(0.6)
+    kw = dict(start_years=(2014,), families=("quasipoisson", "ols"), covid=("none",))
+    # strategies_2020 (in force from 2022) has four years after it: both effect shapes fit
+    curve = sensitivity.specification_curve(series, EVENTS, "strategies_2020", **kw)
+    table = curve.table
+    assert set(table["effect_shape"]) == {"level", "level+slope"}
+    assert set(table["earlier_events"]) == {"all", "none"}
+    assert table.groupby(["effect_shape", "earlier_events"])["percent"].nunique().min() >= 1
+    assert table["percent"].nunique() > len(table) // 2   # the choices move the estimate
+    # rates are computed from count and population: a rounded or wrong published rate is unused
+    rounded = series.assign(rate_per_10000=series["rate_per_10000"].round(-1) + 999)
+    again = sensitivity.specification_curve(rounded, EVENTS, "strategies_2020", **kw)
+    np.testing.assert_allclose(again.table["percent"], table["percent"], rtol=1e-10)
+    # the chart's order is stable: ties keep specification order
+    tied = type(curve)(table.assign(percent=table["percent"].round(0)), curve.event, {})
+    first = present_checks.plot_speccurve(tied)
+    second = present_checks.plot_speccurve(tied)
+    ys = [np.asarray(f.axes[0].collections[1].get_offsets()) for f in (first, second)]
+    np.testing.assert_array_equal(ys[0], ys[1])

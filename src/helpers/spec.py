@@ -256,7 +256,8 @@ class Analysis(_Strict):
     end_year: int | None = Field(default=None, ge=2010, le=2100)
     outcomes: tuple[Outcome, ...] = vocab.DEFAULT_OUTCOMES
     primary_outcome: str | None = None
-    family: Family = "quasipoisson"
+    family: Family = vocab.DEFAULT_FAMILY["annual"]
+    monthly_family: Family = vocab.DEFAULT_FAMILY["monthly"]
     events: tuple[Event, ...] = Field(min_length=1)
     primary_event: str | None = None
     targets: tuple[Target, ...] = ()

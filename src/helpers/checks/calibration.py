@@ -54,6 +54,7 @@ from scipy import stats
 
 from helpers.checks.common import child_seed, latent_ar1
 from helpers.checks.power import DEFAULT_REDUCTIONS
+from helpers.core import paths
 from helpers.core.errors import CareTrendsError
 from helpers.core.vocab import DEFAULT_SEED
 from helpers.models import inference
@@ -63,7 +64,7 @@ __all__ = [
     "Cell", "MONTHLY_CELLS", "ANNUAL_CELLS", "SMALL_CELLS", "MONTHLY_METHODS", "ANNUAL_METHODS",
     "its_design", "simulate_counts", "calibration_table", "small_calibration_table",
     "method_status", "recommend_defaults", "CALIBRATION_METHODS", "controlled_its_coverage",
-    "analysis_cells", "declared_power", "mc_se", "cell_table",
+    "analysis_cells", "declared_power", "load_full_table", "FULL_TABLE", "mc_se", "cell_table",
 ]
 
 #: Methods calibrated on monthly series (the default first, then named alternatives).
@@ -287,12 +288,14 @@ def calibration_table(*, cells: Iterable[Cell] | None = None,
                       n_sim: int = 2000, alpha: float = 0.05, seed=DEFAULT_SEED,
                       n_boot: int = CAL_N_BOOT, n_bias: int = CAL_N_BIAS,
                       level_ratio: float = LEVEL_RATIO, slope_ratio: dict | None = None,
-                      models: Sequence[str] = ("level", "level+slope"), refine: int = 0,
+                      models: Sequence[str] | str = ("level", "level+slope"), refine: int = 0,
                       tolerance: float = 0.02, z: float = 1.96,
                       progress=None) -> pd.DataFrame:
     """The calibration table: one row per method x cell x declared model x effect.
 
-    cells: default MONTHLY_CELLS + ANNUAL_CELLS. methods: a list for every setting, or
+    cells: default MONTHLY_CELLS + ANNUAL_CELLS. models: the declared impact models fitted
+    (those a cell allows), or "declared" for each cell's own (level+slope with 2+ points after
+    the event, else level). methods: a list for every setting, or
     {setting: list} (default MONTHLY_METHODS / ANNUAL_METHODS). n_sim series with no effect give
     the false-positive rate, n_sim further series with a level change `level_ratio` (and, for
     the level+slope model, a slope change `slope_ratio[setting]`) the coverage. `progress`: a
@@ -326,7 +329,8 @@ def calibration_table(*, cells: Iterable[Cell] | None = None,
     counts = []     # (cell, counts dict)
     for cell in cells:
         start_cell = time.perf_counter()
-        for model in (m for m in models if m in cell.models()):
+        cell_models = cell.models()[-1:] if models == "declared" else cell.models()
+        for model in (m for m in cell_models if models == "declared" or m in models):
             for c in _cell_counts(cell, model, by_setting.get(cell.setting, ()), n_sim,
                                   tag="main", **kw):
                 counts.append((cell, c))
@@ -360,6 +364,21 @@ def calibration_table(*, cells: Iterable[Cell] | None = None,
     table.attrs.update(n_sim=n_sim, alpha=alpha, seed=seed, n_boot=n_boot, n_bias=n_bias,
                        level_ratio=level_ratio, slope_ratio=slope_ratio, refine=refine)
     return table
+
+
+#: Where `bench/calibration_full.py` writes the full-size table (every method and cell, 2,000+
+#: series each) that CALIBRATION_RESULTS.md reports and the notebooks quote.
+FULL_TABLE = "bench/calibration_table.csv"
+
+
+def load_full_table() -> pd.DataFrame:
+    """The committed full-size calibration table (`FULL_TABLE`, made by
+    `python bench/calibration_full.py`)."""
+    path = paths.project_root() / FULL_TABLE
+    if not path.exists():
+        raise CareTrendsError(f"{FULL_TABLE} is missing; run `python bench/calibration_full.py` "
+                              "to make it (about 40 minutes)")
+    return pd.read_csv(path)
 
 
 def analysis_cells(pre, *, annual_post: int = 1, monthly_post: int = 24,

@@ -78,7 +78,8 @@ def records(*, placebo: PlaceboResult | None = None, spec: SpecCurveResult | Non
 
     "placebo_in_time" and "specification_curve": see their results' `to_records`. "power_mde":
     estimate = MDE (% fall), effect "level_mde_<frequency>_<n>". "calibration": estimate =
-    false-positive rate, effect "<effect>_<setting>_<method>". "sensitivity_headline": estimate =
+    false-positive rate with est -+ 1.96 Monte Carlo SE as the interval, effect
+    "<effect>_<model>_<setting>_<method>". "sensitivity_headline": estimate =
     pre-declared % change, ci = range over specifications, p_value = the pre-declared analysis' p.
     "power_months": effect "months_to_detect" / "months_to_detect_half", estimate = months of
     monthly data for 80% power at the current estimate's size / half of it (None: beyond).
@@ -97,8 +98,12 @@ def records(*, placebo: PlaceboResult | None = None, spec: SpecCurveResult | Non
                    for r in power.to_dict("records"))
     if calibration is not None:
         out.extend(make_record(event=None, design="calibration",
-                               effect=f"{r['effect']}_{r['setting']}_{r['method']}",
-                               estimate=r["false_positive_rate"], scale="proportion", **ctx)
+                               effect=(f"{r['effect']}_{r['model'].replace('+', '_')}_"
+                                       f"{r['setting']}_{r['method']}"),
+                               estimate=r["false_positive_rate"],
+                               ci_low=r["false_positive_rate"] - 1.96 * r["fpr_mc_se"],
+                               ci_high=r["false_positive_rate"] + 1.96 * r["fpr_mc_se"],
+                               scale="proportion", **ctx)
                    for r in calibration.to_dict("records"))
     if head is not None:
         out.append(make_record(event=head.get("event"), design="sensitivity_headline",

@@ -1,9 +1,11 @@
 """Specification curve: the same question answered under every reasonable analysis choice (start
 year, launch date within its uncertainty window, model family, leaving out the COVID-affected
-reporting years, counts vs rates)."""
+reporting years, counts vs rates, which earlier events are modelled, and the shape of the
+effect: a level change, or a level and a slope change)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -22,6 +24,11 @@ from helpers.spec import as_events
 SPEC_FAMILIES = ("quasipoisson", "negbin", "ols", "ar1")
 #: Reporting years affected by COVID-19 (2021 = April 2020 - March 2021; 2020 ends March 2020).
 COVID_YEARS = {"none": (), "2021": (2021,), "2020+2021": (2020, 2021)}
+#: Which other declared events a specification models: all of them, or none (the focus only:
+#: an earlier change then counts as part of the trend or of the focus event's effect).
+EARLIER_EVENTS = ("all", "none")
+#: The focus event's effect shape.
+EFFECT_SHAPES = ("level", "level+slope")
 
 
 def launch_window(event) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -52,20 +59,22 @@ def specification_grid(event: Mapping, *, start_years: Sequence[int] = (2010, 20
                        families: Sequence[str] = SPEC_FAMILIES,
                        covid: Sequence[str] = ("none", "2021"),
                        scales: Sequence[str] = ("rate", "count"),
+                       earlier_events: Sequence[str] = EARLIER_EVENTS,
+                       effect_shapes: Sequence[str] = EFFECT_SHAPES,
                        frequency: str = "annual") -> pd.DataFrame:
     """Every combination of analysis choices (one row per specification, with a `spec_id`)."""
-    bad = [c for c in covid if c not in COVID_YEARS]
-    if bad:
-        raise CareTrendsError(f"covid option(s) {bad} unknown; choose from {list(COVID_YEARS)}")
-    rows = []
-    for start in start_years:
-        for launch in launch_times(event, frequency):
-            for fam in families:
-                for cov in covid:
-                    for scale in scales:
-                        rows.append({"start_year": int(start), "launch_time": int(launch),
-                                     "family": fam, "covid_excluded": cov, "scale": scale})
-    grid = pd.DataFrame(rows)
+    for name, values, allowed in (("covid", covid, COVID_YEARS),
+                                  ("earlier_events", earlier_events, EARLIER_EVENTS),
+                                  ("effect_shapes", effect_shapes, EFFECT_SHAPES)):
+        bad = [c for c in values if c not in allowed]
+        if bad:
+            raise CareTrendsError(f"{name} option(s) {bad} unknown; choose from {list(allowed)}")
+    choices = itertools.product(start_years, launch_times(event, frequency), families, covid,
+                                scales, earlier_events, effect_shapes)
+    grid = pd.DataFrame([{"start_year": int(start), "launch_time": int(launch), "family": fam,
+                          "covid_excluded": cov, "scale": scale, "earlier_events": earlier,
+                          "effect_shape": shape}
+                         for start, launch, fam, cov, scale, earlier, shape in choices])
     grid.insert(0, "spec_id", range(len(grid)))
     return grid
 
@@ -117,16 +126,19 @@ class SpecCurveResult(CheckResult):
 
 def specification_curve(series: pd.DataFrame, events: Sequence[Mapping], focus: str, *,
                         grid: pd.DataFrame | None = None, outcome_count: str = "count",
-                        rate_column: str = "rate_per_10000", population: str = "population",
+                        population: str = "population",
                         time: str = "year", default: Mapping | None = None,
                         fitter: Callable | None = None, **grid_kwargs) -> SpecCurveResult:
     """Fit the ITS model under every specification in `grid` (default `specification_grid` of the
     focus event) and collect the focus event's level change in % (ratio families: rate ratio - 1;
     OLS/AR(1): the difference as a share of the counterfactual at the first post time).
 
-    `series`: annual series from the earliest start year (year, count, population, rate_per_10000).
-    "rate" specifications use the population offset (log-link) or the rate per 10,000 (OLS/AR(1));
-    "count" specifications model the count without an offset. Events whose first in-force time
+    `series`: annual series from the earliest start year (year, count, population).
+    "rate" specifications use the population offset (log-link) or, for OLS/AR(1), the rate per
+    10,000 computed from count and population (not the published rate, which is rounded to whole
+    numbers from 2018); "count" specifications model the count without an offset.
+    "earlier_events" "none" models the focus event alone; "effect_shape" sets the focus event's
+    effects (a slope change needs two points after it, else that specification is skipped). Events whose first in-force time
     falls before a specification's start or after the data are left out of that fit; when a
     choice leaves too few points between events (e.g. dropping 2021), other events' slope terms
     are dropped until the model can be estimated (`simplified` True). Launch times outside the
@@ -140,15 +152,22 @@ def specification_curve(series: pd.DataFrame, events: Sequence[Mapping], focus: 
     grid = grid if grid is not None else specification_grid(by_name[focus], **grid_kwargs)
     args = event_args(events, "annual")
     base_times = dict(args["interventions"])
-    effects = dict(args["effects"])
     default = dict(default or {})
+    rate_column = "_rate_per_10000_computed"
+    series = series.assign(**{rate_column: 10_000 * series[outcome_count].astype(float)
+                              / series[population].astype(float)})
     rows = []
     for spec in grid.to_dict("records"):
+        effects = dict(args["effects"])
+        if "effect_shape" in spec:
+            effects[focus] = tuple(spec["effect_shape"].split("+"))
         data = series[series[time] >= spec["start_year"]]
         drop = COVID_YEARS[spec["covid_excluded"]]
         data = data[~data[time].isin(drop)].reset_index(drop=True)
         times = dict(base_times)
         times[focus] = spec["launch_time"]
+        if spec.get("earlier_events") == "none":
+            times = {focus: times[focus]}
         first, last = data[time].min(), data[time].max()
         times = {k: v for k, v in times.items() if first < v <= last}
         log_link = spec["family"] in LOG_LINK
@@ -162,6 +181,8 @@ def specification_curve(series: pd.DataFrame, events: Sequence[Mapping], focus: 
             if focus in times else None
         if focus not in times:
             continue  # the launch time lies outside this window of data: not a specification
+        if len(effects[focus]) > 1 and int((data[time] >= times[focus]).sum()) < 2:
+            continue  # a slope change needs two points after the launch: not a specification
         if eff_map is not None:
             n_after = int((data[time] >= times[focus]).sum())
             simplified = eff_map != {k: effects[k] for k in times}

@@ -276,7 +276,7 @@ def fit_its(df, outcome="starts", time="t", interventions=None, effects=("level"
                   intervention, or a dict {name: tuple}.
     family        'poisson' | 'quasipoisson' | 'negbin' | 'ols' | 'ar1' | 'sarimax' |
                   'ar1_bootstrap'. None (default): quasi-Poisson on annual series, 'ar1_bootstrap'
-                  on monthly ones (vocab.DEFAULT_FAMILY: the calibrated choice, CALIBRATION.md).
+                  on monthly ones (vocab.DEFAULT_FAMILY: the calibrated choice, CALIBRATION_RESULTS.md).
     offset        exposure column (population); log(offset) is the offset of the count families;
                   ignored by the Gaussian families. None = no offset.
     harmonics, period, season

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.checks import calibration
+from helpers.core import vocab
 from helpers.checks.breaks import BreakResult
 from helpers.checks.placebo import smallest_p
 from helpers.present import charts
@@ -93,9 +94,10 @@ def speccurve_summary(res) -> str:
 
 
 def plot_speccurve(res, fig=None):
-    t = res.fitted.sort_values("percent").reset_index(drop=True)
+    # A stable order (ties by specification number), so the chart is the same on every run.
+    t = res.fitted.sort_values(["percent", "spec_id"], kind="mergesort").reset_index(drop=True)
     if fig is None:
-        fig = plt.figure(figsize=(9, 6))
+        fig = plt.figure(figsize=(9, 7))
     gs = fig.add_gridspec(2, 1, height_ratios=[2.2, 1.6], hspace=0.08)
     ax = fig.add_subplot(gs[0])
     x = np.arange(len(t))
@@ -117,9 +119,13 @@ def plot_speccurve(res, fig=None):
     choices = []
     for col, fmt in (("start_year", "start {}"), ("launch_time", "in force {}"),
                      ("family", "{}"), ("covid_excluded", "COVID excl. {}"),
-                     ("scale", "{}")):
+                     ("scale", "{}"), ("earlier_events", "earlier events: {}"),
+                     ("effect_shape", "effect: {}")):
+        if col not in t:
+            continue
         for value in sorted(t[col].unique(), key=str):
-            choices.append((col, value, fmt.format(value)))
+            shown = vocab.FAMILY_SHORT.get(value, value) if col == "family" else value
+            choices.append((col, value, fmt.format(shown)))
     for j, (col, value, _) in enumerate(choices):
         hit = (t[col] == value).to_numpy()
         ax2.scatter(x[hit], np.full(hit.sum(), j), color="#1b1b1b", s=6, marker="s")
@@ -228,38 +234,103 @@ def power_reading(table: pd.DataFrame, months: int | None, current_percent: floa
     return " ".join(parts)
 
 
-def calibration_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per setting x method: false-positive rate and 95% coverage for level and slope,
-    and the number of simulations (rounded for display)."""
-    wide = table.pivot_table(index=["setting", "method"], columns="effect",
-                             values=["false_positive_rate", "coverage_95"])
-    wide.columns = [f"{value}_{effect}" for value, effect in wide.columns]
-    n_sim = table.groupby(["setting", "method"])["n_sim"].min()
-    out = wide.join(n_sim).reset_index()
-    order = {m: i for i, m in enumerate(calibration.CALIBRATION_METHODS)}
-    out = out.sort_values(["setting", "method"], key=lambda c: c.map(order) if c.name == "method"
-                          else c).reset_index(drop=True)
-    return out.round(3)
-
-
-def calibration_reading(table: pd.DataFrame, defaults: Mapping[str, str]) -> str:
-    """Which methods keep their promises when nothing happened."""
-    level = table[table["effect"] == "level"]
+def measured_sizes(table: pd.DataFrame, methods: Sequence[str], setting: str = "monthly") -> str:
+    """One sentence per method: the range of its false-positive rate and coverage over the cells
+    of a calibration table (e.g. `calibration.load_full_table()`), with the Monte Carlo error."""
+    sel = table[table["setting"] == setting]
+    if sel.empty:
+        return ""
+    status = calibration.method_status(sel).set_index("method")
+    cells = sel.groupby(["n", "n_post", "rho", "sigma"]).ngroups
+    mc_se = float(sel["fpr_mc_se"].max())
     parts = []
-    for setting, sel in level.groupby("setting", sort=False):
+    for method in methods:
+        if method not in status.index:
+            continue
+        r = status.loc[method]
+        parts.append(f"{vocab.FAMILY_LABELS.get(method, method)} ({r['status']}): false "
+                     f"positives {r['fpr_min']:.1%} to {r['fpr_max']:.1%}, 95% intervals "
+                     f"covering the truth {r['coverage_min']:.0%} to {r['coverage_max']:.0%}")
+    lengths = f"{int(sel['n'].min())} to {int(sel['n'].max())}"
+    unit = "months" if setting == "monthly" else "years"
+    return (f"Measured on {cells} kinds of simulated {setting} series ({lengths} {unit}, "
+            f"autocorrelation up to {sel['rho'].max():g}, {int(sel['n_sim'].min()):,}+ series "
+            f"each with no true change; Monte Carlo error at most {100 * mc_se:.1f} points): "
+            + "; ".join(parts) + ".")
+
+
+def calibration_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting x method x effect: false-positive rate and 95% coverage with their
+    Monte Carlo errors, the simulations behind them and the status after allowing for that
+    error (`calibration.method_status`), in human words."""
+    status = calibration.method_status(table).set_index(["setting", "method"])["status"]
+    order = {m: i for i, m in enumerate(calibration.MONTHLY_METHODS + calibration.ANNUAL_METHODS)}
+    rows = []
+    for r in table.sort_values(["setting", "method"], kind="mergesort",
+                               key=lambda c: c.map(order) if c.name == "method" else c
+                               ).to_dict("records"):
+        rows.append({"series": f"{r['setting']} (n = {r['n']}, {r['n_post']} after)",
+                     "method": vocab.FAMILY_SHORT.get(r["method"], r["method"]),
+                     "impact model": r["model"], "effect": r["effect"],
+                     "false positives (%)": round(100 * r["false_positive_rate"], 1),
+                     "± MC error": round(196 * r["fpr_mc_se"], 1),
+                     "95% interval covers (%)": round(100 * r["coverage_95"], 1),
+                     "simulated series": int(r["n_sim"]),
+                     "status": status.get((r["setting"], r["method"]), "")})
+    return pd.DataFrame(rows)
+
+
+def calibration_reading(table: pd.DataFrame, defaults: Mapping[str, str],
+                        tolerance: float = 0.02) -> str:
+    """Which methods keep their promises when nothing happened, allowing for the Monte Carlo
+    error; "none calibrated" is said as such."""
+    status = calibration.method_status(table, tolerance)
+    parts = []
+    for setting, sel in status.groupby("setting", sort=False):
         sel = sel.set_index("method")
-        worst = sel["false_positive_rate"].idxmax()
-        n = int(sel["n"].iloc[0])
-        parts.append(
-            f"On {setting} series like these (n = {n}) with no real change, "
-            f"{worst.replace('_', ' ')} claims a significant level change "
-            f"{sel.loc[worst, 'false_positive_rate']:.0%} of the time; "
-            f"{defaults.get(setting, '?')} (recommended) does so "
-            f"{sel.loc[defaults[setting], 'false_positive_rate']:.0%} of the time and its 95% "
-            f"intervals cover the truth {sel.loc[defaults[setting], 'coverage_95']:.0%} of the time"
-            + (f"; naive OLS: {sel.loc['naive_ols', 'false_positive_rate']:.0%}."
-               if "naive_ols" in sel.index else "."))
+        n = int(table.loc[table["setting"] == setting, "n"].iloc[0])
+        worst = sel["fpr_max"].idxmax()
+        chosen = defaults.get(setting, "none calibrated")
+        text = (f"On {setting} series like these (n = {n}) with no real change, "
+                f"{vocab.FAMILY_SHORT.get(worst, worst)} claims a significant change up to "
+                f"{sel.loc[worst, 'fpr_max']:.0%} of the time.")
+        if chosen in sel.index:
+            r = sel.loc[chosen]
+            text += (f" {vocab.FAMILY_SHORT.get(chosen, chosen).capitalize()} keeps its promise "
+                     f"(false positives {r['fpr_min']:.1%} to {r['fpr_max']:.1%}, intervals "
+                     f"covering the truth {r['coverage_min']:.0%} to {r['coverage_max']:.0%}, "
+                     f"within {tolerance:.0%} of nominal after allowing for the Monte Carlo "
+                     "error): it is the one to use.")
+        else:
+            closest = (sel["fpr_max"] - 0.05).abs().idxmin()
+            text += (f" No method is calibrated here: none stays within {tolerance:.0%} of the "
+                     "nominal 5% false-positive rate and 95% coverage once the Monte Carlo error "
+                     f"is allowed for. The closest is {vocab.FAMILY_SHORT.get(closest, closest)} "
+                     f"({sel.loc[closest, 'fpr_min']:.1%} to {sel.loc[closest, 'fpr_max']:.1%}); "
+                     "read its p-values as approximate.")
+        parts.append(text)
     return " ".join(parts)
+
+
+def break_criterion_reading(false_breaks: pd.DataFrame, result: BreakResult,
+                            bic_labels: Sequence) -> str:
+    """How the number of breaks was chosen and how often that rule finds a break in a series of
+    this length with none (`helpers.checks.breaks.break_calibration`)."""
+    def rate(criterion):
+        sel = false_breaks[false_breaks["criterion"] == criterion]
+        lo, hi = sel["false_break_rate"].min(), sel["false_break_rate"].max()
+        span = f"{lo:.0%}" if round(100 * lo) == round(100 * hi) else f"{lo:.0%} to {hi:.0%}"
+        return span, float(sel["mc_se"].max())
+
+    supf, se = rate("supf")
+    bic, _ = rate("bic")
+    n, sims = int(false_breaks["n"].iloc[0]), int(false_breaks["n_sim"].min())
+    bic_text = ", ".join(str(b) for b in bic_labels) if len(bic_labels) else "none"
+    return (f"Breaks are counted by sequential sup-F tests at {result.alpha:.0%} with critical "
+            f"values simulated for {n} points. On {sims:,} simulated series of {n} years like "
+            f"this one with no break, this rule finds one in {supf} of them (Monte Carlo error "
+            f"{100 * se:.1f} points); the Bayesian information criterion would find one in "
+            f"{bic} (here it places breaks at: {bic_text}).")
 
 
 def headline_text(head: Mapping) -> str:

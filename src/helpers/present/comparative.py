@@ -87,7 +87,8 @@ def plot_controlled(res, ax=None):
                                  "counterfactual (comparator's changes)")
     ax.plot(cf["time"], cf["fitted_rate"], "-", color=charts.PALETTE["fitted"], label="model")
     ax.fill_between(cf["time"], cf["cf_low_rate"], cf["cf_high_rate"],
-                    color=charts.PALETTE["counterfactual"], alpha=0.15)
+                    color=charts.PALETTE["counterfactual"], alpha=0.15,
+                    label="95% confidence band of the counterfactual (its average, not a year)")
     ax.plot(cf["time"], cf["comparator_rate"], "s:", color=charts.PALETTE["comparator"],
             label=res.comparator_label)
     return _finish(ax, res, f"Controlled ITS: {res.unit.la_name}, {vocab.measure_label(res.outcome).lower()}",

@@ -57,6 +57,10 @@ def effect_words(effect, log_link, unit):
 
 
 def _interval_words(res) -> str:
+    if res.interval == "bootstrap":
+        boot = res.fit.get("bootstrap", {})
+        return (f"bootstrap-t from {boot.get('n_boot', 999):,} series of autocorrelated counts "
+                "simulated from the fitted model (calibrated on monthly series)")
     return (f"t-based with {res.df_resid} residual df" if res.interval == "t"
             else "normal (z) based")
 
@@ -78,6 +82,7 @@ def impact_model_text(res) -> str:
 def impact_method_text(res) -> str:
     """How the impact intervals were computed."""
     law = (f"multivariate t, df={res.df_resid}" if res.interval == "t"
+           else "multivariate normal, bootstrap covariance" if res.interval == "bootstrap"
            else "multivariate normal")
     return (f"Intervals from {res.impact_draws} draws of the coefficients from their estimated "
             f"covariance ({law}, seed {res.impact_seed}); point estimates at the fitted "
@@ -258,7 +263,8 @@ def plot_diagnostics(res, axes=None):
 
 def chart_table(res, observed=None) -> pd.DataFrame:
     """The numbers behind `plot`: each period's published figure, the model's fit, and the
-    trend expected without the primary event with its 95% confidence band (rounded).
+    trend expected without the primary event with its 95% confidence band (where its average
+    would lie) and its 95% prediction band (where a single period's figure would fall), rounded.
     `observed`: small-count-safe values to publish instead of the exact counts (episode data)."""
     cf = res.counterfactual
     ev = res.event
@@ -269,8 +275,10 @@ def chart_table(res, observed=None) -> pd.DataFrame:
         "published figure": points.round(0),
         "model fit": cf["fitted"].round(1),
         f"expected without {ev.title}": cf["counterfactual"].where(after).round(1),
-        "expected, 95% band low": cf["cf_low"].where(after).round(1),
-        "expected, 95% band high": cf["cf_high"].where(after).round(1),
+        "expected, 95% confidence band low": cf["cf_low"].where(after).round(1),
+        "expected, 95% confidence band high": cf["cf_high"].where(after).round(1),
+        "one period's figure, 95% prediction band low": cf["cf_pred_low"].where(after).round(1),
+        "one period's figure, 95% prediction band high": cf["cf_pred_high"].where(after).round(1),
     })
     return out
 
@@ -285,7 +293,9 @@ def plot_message(res, la_name: str | None = None) -> str:
     text = (f"{first_upper(noun)}{where}, {cf['label'].iloc[0]} to {last['label']}. "
             f"In {last['label']} the figure was {last['observed']:,.0f}, against about "
             f"{last['counterfactual']:,.0f} expected if the trend before {ev.title} had "
-            f"continued (95% confidence band {last['cf_low']:,.0f} to {last['cf_high']:,.0f}).")
+            f"continued (95% confidence band {last['cf_low']:,.0f} to {last['cf_high']:,.0f}; "
+            f"a single {res.unit}'s figure would fall between {last['cf_pred_low']:,.0f} and "
+            f"{last['cf_pred_high']:,.0f} 95% of the time).")
     return text
 
 
@@ -297,8 +307,9 @@ AXIS_HEADROOM = 1.3
 def plot(res, ax=None, *, title=None, ylabel=None, synthetic=None, observed=None,
          la_name: str | None = None):
     """Published figures, the model's fitted trend, and the trend expected without the primary
-    event (the counterfactual) with its 95% confidence band; events numbered above the plot and
-    named in the legend below it.
+    event (the counterfactual) with its 95% confidence band (the expected trend) inside its 95%
+    prediction band (one period's figure); events numbered above the plot and named in the
+    legend below it.
 
     The axis is kept to the data (AXIS_HEADROOM): a band reaching beyond it is cut, with an
     arrow and its top value written at the cut. A segment with a single period (one year after
@@ -330,13 +341,20 @@ def plot(res, ax=None, *, title=None, ylabel=None, synthetic=None, observed=None
     ax.plot(band["time"], band["counterfactual"], color=charts.PALETTE["counterfactual"],
             linestyle="--", linewidth=2,
             label=charts.wrap(f"Expected without {ev.title} (earlier trend continued)"))
+    level = int(round(100 * res.ci_level))
+    ax.fill_between(band["time"], np.minimum(band["cf_pred_low"], top),
+                    np.minimum(band["cf_pred_high"], top),
+                    color=charts.PALETTE["counterfactual"], alpha=0.09, linewidth=0,
+                    label=charts.wrap(f"{level}% prediction band: where one {res.unit}'s figure "
+                                      "would fall if the trend had continued"))
     ax.fill_between(band["time"], band["cf_low"], np.minimum(band["cf_high"], top),
-                    color=charts.PALETTE["counterfactual"], alpha=0.16, linewidth=0,
-                    label=f"{int(round(100 * res.ci_level))}% confidence band of the expected trend")
-    clipped = band[band["cf_high"] > top]
+                    color=charts.PALETTE["counterfactual"], alpha=0.22, linewidth=0,
+                    label=charts.wrap(f"{level}% confidence band: where the expected trend "
+                                      "itself would lie"))
+    clipped = band[band["cf_pred_high"] > top]
     if len(clipped):
-        peak = clipped.loc[clipped["cf_high"].idxmax()]
-        ax.annotate(f"band continues to {peak['cf_high']:,.0f}", xy=(peak["time"], top),
+        peak = clipped.loc[clipped["cf_pred_high"].idxmax()]
+        ax.annotate(f"band continues to {peak['cf_pred_high']:,.0f}", xy=(peak["time"], top),
                     xytext=(-6, -22), textcoords="offset points", ha="right",
                     fontsize=charts.BASE_FONT - 3, color=charts.PALETTE["counterfactual"],
                     arrowprops={"arrowstyle": "->", "color": charts.PALETTE["counterfactual"]})

@@ -13,7 +13,7 @@ from helpers.core import paths, timeline, vocab
 from helpers.core.collection import publishing_notebooks
 from helpers.core.records import RECORD_COLUMNS
 from helpers.present import its as its_words
-from helpers.present.text import format_interval, is_missing
+from helpers.present.text import format_interval, is_missing, md_escape
 
 
 def its_effects_table(results: dict) -> pd.DataFrame:
@@ -204,6 +204,26 @@ def findings_text(records: pd.DataFrame, la_name: str, outcome="starts", effect=
             text = f"none of the {n} {noun} separates a change from no change"
         lines.append(f"**{titles.get(event, event)}**: {text}.")
     return "\n\n".join(lines)
+
+
+def multiple_testing_text(records: pd.DataFrame, event_title: str, outcome: str,
+                          alpha: float = 0.05) -> str:
+    """How many tests the pages ran on real data, how many were 'significant', and how many
+    chance alone would give if nothing had changed: why the verdict rests on the one test
+    declared in advance."""
+    if records.empty or "p_value" not in records:
+        return ""
+    real = records[~records["design"].map(vocab.is_synthetic)]
+    p = pd.to_numeric(real["p_value"], errors="coerce").dropna()
+    if p.empty:
+        return ""
+    n, hits = len(p), int((p < alpha).sum())
+    return (f"Across these pages {n} tests with a p-value were run on the official data, and "
+            f"{hits} of them are “significant” at {alpha:.0%}. If nothing had changed "
+            f"anywhere, chance alone would give about {alpha * n:.0f} such results, so a count "
+            "of significant results is not evidence. The answer rests on the one test declared "
+            f"before the data were seen: the change in {vocab.measure_label(outcome).lower()} "
+            f"at {md_escape(event_title)}, from the single-series model.")
 
 
 # --------------------------------------------------------------------------------------------
