@@ -39,6 +39,7 @@ from IPython.display import Markdown, display
 
 from helpers import spec as specs
 from helpers import ssda903
+from helpers.core import vocab
 from helpers.core.errors import CareTrendsError
 from helpers.core.records import save_records
 from helpers.models.its import fit_its
@@ -81,19 +82,23 @@ fits = {outcome: fit_its(monthly, outcome=outcome, time="t", **plan, family=spec
 # quarterly or yearly steps, with secondary suppression); the model lines are fitted values.
 shown = ssda903.chart_counts(monthly, flows=("starts",), stock="cla_month_end",
                              threshold=spec.small_count_threshold).set_index("t")
-fig, axes = plt.subplots(2, 1, figsize=(9, 8.5))
-for ax, (outcome, label) in zip(axes, monthly_outcomes.items()):
+for outcome, label in monthly_outcomes.items():
+    fig, ax = plt.subplots()
     its_words.plot(fits[outcome], ax=ax, ylabel=label, synthetic=False,
                    observed=shown[outcome].reindex(fits[outcome].times),
                    title=f"{label}, {la}" + (" (SYNTHETIC)" if extract.synthetic else ""))
-fig.tight_layout()
-if extract.synthetic:
-    charts.mark_synthetic(fig)
-plt.show();
+    if extract.synthetic:
+        charts.mark_synthetic(fig)
+    plt.show()
 
 # %%
 table = pd.concat([res.effects.assign(outcome=outcome) for outcome, res in fits.items()])
-table = table[["outcome", "intervention", "effect", "estimate", "ci_low", "ci_high", "p_value"]]
+columns = {"outcome": "series", "intervention": "event", "effect": "change",
+           "estimate": "estimate", "ci_low": "95% CI low", "ci_high": "95% CI high",
+           "p_value": "p-value"}
+table = table.assign(intervention=table["intervention"].map(spec.titles),
+                     outcome=table["outcome"].map(monthly_outcomes))[list(columns)].rename(
+                         columns=columns)
 display(Markdown("**Estimated changes** (rate ratios: 1 = no change; slope = change per month)"
                  + (" — SYNTHETIC data" if extract.synthetic else "")))
 table.round(3).reset_index(drop=True)
@@ -116,10 +121,13 @@ alt_fits = {(family, outcome): fit_its(monthly, outcome=outcome, time="t", **pla
             for family in alternatives for outcome in monthly_outcomes}
 display(Markdown(words.measured_sizes(calibration.load_full_table(),
                                       [spec.monthly_family, *alternatives])))
-alt_table = pd.concat([res.effects.assign(outcome=outcome, model=family)
+alt_table = pd.concat([res.effects.assign(outcome=outcome, model=vocab.FAMILY_SHORT[family])
                        for (family, outcome), res in alt_fits.items()])
-alt_table[["model", "outcome", "intervention", "effect", "estimate", "ci_low", "ci_high",
-           "p_value"]].round(3).reset_index(drop=True)
+alt_table["intervention"] = alt_table["intervention"].map(spec.titles)
+alt_table["outcome"] = alt_table["outcome"].map(monthly_outcomes)
+alt_table["scale"] = alt_table["scale"].map({"ratio": "rate ratio",
+                                             "difference": "children per month"})
+alt_table[["model", *columns, "scale"]].rename(columns=columns).round(3).reset_index(drop=True)
 
 # %%
 annual = ssda903.annual_counts(extract)

@@ -76,17 +76,17 @@ display(Markdown(
 # %%
 placebo = placebo_in_time(series, events, outcome="count", time="year", family=spec.family,
                           offset="population", min_pre=4)
-ax = words.plot_placebo(placebo)
+ax = words.plot_placebo(placebo, titles=spec.titles)
 plt.show()
 
 # %%
-table = placebo.summary_table[["event", "effect", "time", "percent", "p_value", "n_placebo",
+table = placebo.summary_table.assign(event=lambda d: d["event"].map(spec.titles))[["event", "effect", "time", "percent", "p_value", "n_placebo",
                                "rank_p", "placebo_low", "placebo_high"]].rename(columns={
     "time": "in force from", "percent": "real estimate (%)", "p_value": "model p",
     "n_placebo": "placebo dates", "rank_p": "placebo p", "placebo_low": "placebo min (%)",
     "placebo_high": "placebo max (%)"})
 display(table.round(2))
-display(Markdown(words.placebo_summary(placebo).replace("\n", "  \n")))
+display(Markdown(words.placebo_summary(placebo, titles=spec.titles).replace("\n", "  \n")))
 
 # %% [markdown]
 # ## Specification curve
@@ -107,7 +107,7 @@ default_spec = {"start_year": spec.start_year, "family": spec.family, "covid_exc
                 "scale": "rate", "launch_time": times[focus], "earlier_events": "all",
                 "effect_shape": "+".join(spec.event.effects)}
 curve = specification_curve(series, events, focus, covid=covid_options, default=default_spec)
-fig = words.plot_speccurve(curve)
+fig = words.plot_speccurve(curve, titles=spec.titles)
 plt.show()
 
 # %%
@@ -120,7 +120,7 @@ by_choice = pd.concat([
 by_choice["choice"] = by_choice["choice"].str.replace("_", " ")
 by_choice["value"] = by_choice["value"].map(lambda v: vocab.FAMILY_SHORT.get(v, v))
 display(by_choice.round(1))
-display(Markdown(words.speccurve_summary(curve)))
+display(Markdown(words.speccurve_summary(curve, titles=spec.titles)))
 
 # %% [markdown]
 # ## Breaks the data find on their own
@@ -149,8 +149,10 @@ plt.show()
 
 # %%
 comparison = breaks_vs_events(breaks.labels, times)
-display(comparison)
-display(Markdown(words.breaks_reading(breaks.labels, comparison) + " "
+display(comparison.assign(event=comparison["event"].map(spec.titles)).rename(columns={
+    "first_in_force": "in force from", "nearest_break": "nearest break", "gap": "years apart",
+    "coincides": "within a year"}))
+display(Markdown(words.breaks_reading(breaks.labels, comparison, titles=spec.titles) + " "
                  + words.break_criterion_reading(false_breaks, breaks, breaks_bic)))
 
 # %% [markdown]

@@ -322,7 +322,7 @@ def test_triangulation_and_findings_degrade_gracefully():
     assert list(table.columns) == ["design", "notebook", "event", "estimate", "95% interval",
                                    "scale", "verdict"]
     assert table["design"].tolist() == ["Single-series ITS", "Difference-in-differences",
-                                        "Monthly ITS (SYNTHETIC data)", "Placebo in time"]
+                                        "Monthly ITS (SYNTHETIC data), calibrated bootstrap intervals", "Placebo in time"]
     assert table["verdict"].iloc[2].endswith("SYNTHETIC data: shows the method only")
     assert table["verdict"].iloc[3] == "within the range of placebo dates (p = 0.57)"
     assert "1 of 2 estimates point to fewer starts" in summary.findings_text(records, "Stoke")

@@ -14,7 +14,7 @@ from helpers.core import vocab
 from helpers.checks.breaks import BreakResult
 from helpers.checks.placebo import smallest_p
 from helpers.present import charts
-from helpers.present.text import md_escape
+from helpers.present.text import first_upper, md_escape
 
 
 def placebo_verdict(n_placebo: int, n_smaller: int, rank_p: float, alpha: float = 0.05) -> str:
@@ -37,10 +37,17 @@ def placebo_verdict(n_placebo: int, n_smaller: int, rank_p: float, alpha: float 
     return f"{where} (placebo p = {rank_p:.2f})."
 
 
-def placebo_summary(res) -> str:
+def _title(key, titles: Mapping | None, markdown: bool = True) -> str:
+    """An event's plain title (escaped for Markdown) where the caller knows it."""
+    if titles and key in titles:
+        return md_escape(titles[key]) if markdown else str(titles[key])
+    return charts.human_name(key)
+
+
+def placebo_summary(res, titles: Mapping | None = None) -> str:
     lines = []
     for row in res.summary_table.to_dict("records"):
-        name = f"{charts.human_name(row['event'])} ({row['effect']})"
+        name = f"{_title(row['event'], titles)} ({row['effect']})"
         if row["n_placebo"] == 0:
             lines.append(f"{name}: no earlier date leaves enough data before and after it, so "
                          "no placebo comparison is possible.")
@@ -50,7 +57,7 @@ def placebo_summary(res) -> str:
     return "\n".join(lines)
 
 
-def plot_placebo(res, ax=None):
+def plot_placebo(res, ax=None, titles: Mapping | None = None):
     rows = res.summary_table[res.summary_table["n_placebo"] > 0]
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.9 + 0.7 * max(len(rows), 1)))
@@ -63,7 +70,7 @@ def plot_placebo(res, ax=None):
                    label="placebo date" if i == 0 else None, zorder=2)
         ax.scatter([row["percent"]], [i], color="#d1495b", marker="D", s=60,
                    label="real date" if i == 0 else None, zorder=3)
-        labels.append(f"{charts.human_name(row['event'])}\n({row['effect']})")
+        labels.append(f"{charts.wrap(_title(row['event'], titles, False), 28)}\n({row['effect']})")
     ax.axvline(0, color="#1b1b1b", linewidth=0.8)
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels(labels)
@@ -76,24 +83,25 @@ def plot_placebo(res, ax=None):
     return ax
 
 
-def speccurve_summary(res) -> str:
+def speccurve_summary(res, titles: Mapping | None = None) -> str:
     s = res.stats()
+    name = _title(res.event, titles)
     if s["n_specs"] == 0:
-        return f"No specification could be fitted for {charts.human_name(res.event)}."
+        return f"No specification could be fitted for {name}."
     if s["share_negative"] > 0.6:
         direction = "Most specifications point to a fall."
     elif s["share_negative"] < 0.4:
         direction = "Most specifications point to a rise."
     else:
         direction = "The specifications disagree even on the direction."
-    return (f"Across {s['n_specs']} specifications the {charts.human_name(res.event)} level "
-            "change ranges from "
+    return (f"Across {s['n_specs']} specifications the level change at \u201c{name}\u201d "
+            "ranges from "
             f"{s['min_percent']:+.0f}% to {s['max_percent']:+.0f}% (median "
             f"{s['median_percent']:+.0f}%); {s['share_negative']:.0%} point to a fall and "
             f"{s['share_significant']:.0%} are statistically significant at 5%. {direction}")
 
 
-def plot_speccurve(res, fig=None):
+def plot_speccurve(res, fig=None, titles: Mapping | None = None):
     # A stable order (ties by specification number), so the chart is the same on every run.
     t = res.fitted.sort_values(["percent", "spec_id"], kind="mergesort").reset_index(drop=True)
     if fig is None:
@@ -111,7 +119,7 @@ def plot_speccurve(res, fig=None):
                    label="pre-declared analysis", zorder=3)
     ax.axhline(0, color="#1b1b1b", linewidth=0.8)
     ax.set_ylabel("Level change (%)")
-    ax.set_title(charts.wrap(f"Specification curve: {charts.human_name(res.event)} level "
+    ax.set_title(charts.wrap(f"Specification curve: {_title(res.event, titles, False)} level "
                              "change under every choice", 60))
     ax.set_xticks([])
     ax.legend(fontsize=8, loc="best")
@@ -137,7 +145,8 @@ def plot_speccurve(res, fig=None):
     return fig
 
 
-def breaks_reading(breaks: Sequence, comparison: pd.DataFrame, unit: str = "year") -> str:
+def breaks_reading(breaks: Sequence, comparison: pd.DataFrame, unit: str = "year",
+                   titles: Mapping | None = None) -> str:
     """Plain-English reading of `breaks_vs_events`."""
     if not len(breaks):
         text = "The data alone show no clear change of regime: one trend fits as well as any split."
@@ -147,9 +156,9 @@ def breaks_reading(breaks: Sequence, comparison: pd.DataFrame, unit: str = "year
     misses = comparison[~comparison["coincides"]]
     if len(hits):
         text += (" Declared events with a data-driven break within one " + unit + ": "
-                 + ", ".join(charts.human_name(e) for e in hits["event"]) + ".")
+                 + ", ".join(_title(e, titles) for e in hits["event"]) + ".")
     if len(misses):
-        text += (" No break near: " + ", ".join(charts.human_name(e) for e in misses["event"])
+        text += (" No break near: " + ", ".join(_title(e, titles) for e in misses["event"])
                  + " (a break at the very end of the series cannot be seen: each regime needs "
                  "several points).")
     return text
@@ -280,6 +289,12 @@ def calibration_summary(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _span(low: float, high: float, fmt: str) -> str:
+    """'5.5%' or '4.1% to 5.6%': a range only when its ends differ once rounded."""
+    a, b = format(low, fmt), format(high, fmt)
+    return a if a == b else f"{a} to {b}"
+
+
 def calibration_reading(table: pd.DataFrame, defaults: Mapping[str, str],
                         tolerance: float = 0.02) -> str:
     """Which methods keep their promises when nothing happened, allowing for the Monte Carlo
@@ -296,9 +311,9 @@ def calibration_reading(table: pd.DataFrame, defaults: Mapping[str, str],
                 f"{sel.loc[worst, 'fpr_max']:.0%} of the time.")
         if chosen in sel.index:
             r = sel.loc[chosen]
-            text += (f" {vocab.FAMILY_SHORT.get(chosen, chosen).capitalize()} keeps its promise "
-                     f"(false positives {r['fpr_min']:.1%} to {r['fpr_max']:.1%}, intervals "
-                     f"covering the truth {r['coverage_min']:.0%} to {r['coverage_max']:.0%}, "
+            text += (f" {first_upper(vocab.FAMILY_SHORT.get(chosen, chosen))} keeps its promise "
+                     f"(false positives {_span(r['fpr_min'], r['fpr_max'], '.1%')}, intervals "
+                     f"covering the truth {_span(r['coverage_min'], r['coverage_max'], '.0%')}, "
                      f"within {tolerance:.0%} of nominal after allowing for the Monte Carlo "
                      "error): it is the one to use.")
         else:
@@ -306,7 +321,7 @@ def calibration_reading(table: pd.DataFrame, defaults: Mapping[str, str],
             text += (f" No method is calibrated here: none stays within {tolerance:.0%} of the "
                      "nominal 5% false-positive rate and 95% coverage once the Monte Carlo error "
                      f"is allowed for. The closest is {vocab.FAMILY_SHORT.get(closest, closest)} "
-                     f"({sel.loc[closest, 'fpr_min']:.1%} to {sel.loc[closest, 'fpr_max']:.1%}); "
+                     f"({_span(sel.loc[closest, 'fpr_min'], sel.loc[closest, 'fpr_max'], '.1%')}); "
                      "read its p-values as approximate.")
         parts.append(text)
     return " ".join(parts)
@@ -315,22 +330,25 @@ def calibration_reading(table: pd.DataFrame, defaults: Mapping[str, str],
 def break_criterion_reading(false_breaks: pd.DataFrame, result: BreakResult,
                             bic_labels: Sequence) -> str:
     """How the number of breaks was chosen and how often that rule finds a break in a series of
-    this length with none (`helpers.checks.breaks.break_calibration`)."""
-    def rate(criterion):
-        sel = false_breaks[false_breaks["criterion"] == criterion]
-        lo, hi = sel["false_break_rate"].min(), sel["false_break_rate"].max()
-        span = f"{lo:.0%}" if round(100 * lo) == round(100 * hi) else f"{lo:.0%} to {hi:.0%}"
-        return span, float(sel["mc_se"].max())
+    this length with none (`helpers.checks.breaks.break_calibration`: one row per criterion and
+    autocorrelation)."""
+    def rates(criterion):
+        sel = false_breaks[false_breaks["criterion"] == criterion].sort_values("rho")
+        return [(float(r.rho), float(r.false_break_rate)) for r in sel.itertuples()]
 
-    supf, se = rate("supf")
-    bic, _ = rate("bic")
+    def words(pairs):
+        return " and ".join(f"{rate:.0%} " + ("with independent years" if rho == 0 else
+                                              f"with autocorrelation {rho:g}")
+                            for rho, rate in pairs)
+
     n, sims = int(false_breaks["n"].iloc[0]), int(false_breaks["n_sim"].min())
+    se = float(false_breaks["mc_se"].max())
     bic_text = ", ".join(str(b) for b in bic_labels) if len(bic_labels) else "none"
     return (f"Breaks are counted by sequential sup-F tests at {result.alpha:.0%} with critical "
             f"values simulated for {n} points. On {sims:,} simulated series of {n} years like "
-            f"this one with no break, this rule finds one in {supf} of them (Monte Carlo error "
-            f"{100 * se:.1f} points); the Bayesian information criterion would find one in "
-            f"{bic} (here it places breaks at: {bic_text}).")
+            f"this one with no break, this rule finds one in {words(rates('supf'))} (Monte "
+            f"Carlo error at most {100 * se:.1f} points); the Bayesian information criterion "
+            f"would find one in {words(rates('bic'))} (here it places breaks at: {bic_text}).")
 
 
 def headline_text(head: Mapping) -> str:
