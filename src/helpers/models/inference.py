@@ -34,8 +34,11 @@ Working model (Zeger 1988, "A regression model for time series of counts", Biome
   correction, Kilian 1998, REStat 80:218-230).
 * Refits inside the bootstrap are one Newton step from b-hat with the Hessian held at mu-hat,
   b* = b + A (y* - mu) with A = (X'DX)^-1 X' (exact to first order; the tests check the
-  distribution of t against full refits). That makes 2,000 series x 400 bootstrap series take
-  seconds.
+  distribution of t against full refits). Everything a bootstrap series contributes is then
+  linear in y* - mu (the one-step estimate, and the cosine projections of its residuals
+  W r* = W (I - diag(mu) X A)(y* - mu)), so one matrix product per series gives it, and the
+  Monte Carlo's cost is mostly drawing the two standard normals behind every bootstrap count
+  (`helpers.checks.calibration.time_ar1_bootstrap` measures it).
 
 Why not the other candidates (measured sizes in CALIBRATION_RESULTS.md): quasi-Poisson and
 Poisson ignore the autocorrelation; Newey-West with a rule-of-thumb bandwidth, GLSAR and
@@ -57,7 +60,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import signal, special, stats
+from scipy import special, stats
 
 from helpers.core.errors import CareTrendsError
 from helpers.core.vocab import DEFAULT_SEED
@@ -124,9 +127,16 @@ def zeger_moments(resid: np.ndarray, mu: np.ndarray, n_params: int):
     gamma0 = (sum r^2 T/(T-p) - sum mu) / sum mu^2   (estimates sigma2 = Var e)
     gamma1 = sum r_t r_t+1 / sum mu_t mu_t+1         (estimates sigma2 * rho)
     Works on the last axis; returns (gamma0, gamma1)."""
-    T = resid.shape[-1]
-    g0 = ((resid ** 2).sum(-1) * T / (T - n_params) - mu.sum(-1)) / (mu ** 2).sum(-1)
-    g1 = (resid[..., 1:] * resid[..., :-1]).sum(-1) / (mu[..., 1:] * mu[..., :-1]).sum(-1)
+    return _zeger_from_sums((resid ** 2).sum(-1), (resid[..., 1:] * resid[..., :-1]).sum(-1),
+                            mu, n_params)
+
+
+def _zeger_from_sums(ss, lag, mu, n_params):
+    """`zeger_moments` from the residuals' sum of squares `ss` and sum of lag-1 products `lag`
+    (mu broadcast against them on all but its last axis)."""
+    T = mu.shape[-1]
+    g0 = (ss * T / (T - n_params) - mu.sum(-1)) / (mu ** 2).sum(-1)
+    g1 = lag / (mu[..., 1:] * mu[..., :-1]).sum(-1)
     return g0, g1
 
 
@@ -158,43 +168,161 @@ def _horner(c: np.ndarray, rho: np.ndarray) -> np.ndarray:
     return acc
 
 
-def _simulate_latent_counts(mu, sigma2, rho, n_draws, rng):
-    """Counts from Poisson(mu e), e = exp(u - s2/2), u Gaussian AR(1) whose exp matches
-    (sigma2, rho): s2 = log(1 + sigma2), rho_u = log(1 + rho sigma2) / s2.
-    mu (S, T), sigma2/rho (S,) -> (S, n_draws, T).
-
-    Means of at least POISSON_EXACT_BELOW are drawn from the normal approximation to the Poisson
-    (same mean and variance): the statistics depend on the draws only through linear and
-    quadratic forms, and numpy's Poisson sampler is the slowest step of the Monte Carlo."""
-    S, T = mu.shape
+def _latent_generator(sigma2, rho):
+    """The Gaussian AR(1) on the log scale whose exp matches (sigma2, rho): its variance
+    s2 = log(1 + sigma2), autocorrelation rho_u = log(1 + rho sigma2) / s2, sd and innovation sd."""
     s2 = np.log1p(sigma2)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho_u = np.where(s2 > 1e-12, np.log1p(rho * sigma2) / s2, 0.0)
     rho_u = np.clip(np.nan_to_num(rho_u), -0.99, 0.99)   # large sigma2 with rho < 0
     sd = np.sqrt(s2)
-    innov_sd = sd * np.sqrt(np.maximum(1 - rho_u ** 2, 0.0))
-    z = rng.standard_normal((S, n_draws, T))
-    z[:, :, 0] *= sd[:, None]
-    z[:, :, 1:] *= innov_sd[:, None, None]
-    u = np.empty_like(z)
-    for s in range(S):   # stationary AR(1): u_0 = sd z_0, u_t = rho u_t-1 + innovation
-        u[s] = signal.lfilter([1.0], [1.0, -rho_u[s]], z[s], axis=-1)
-    lam = mu[:, None, :] * np.exp(u - s2[:, None, None] / 2)
-    counts = lam + np.sqrt(lam) * rng.standard_normal(lam.shape)
-    small = lam < POISSON_EXACT_BELOW
-    if small.any():
-        counts[small] = rng.poisson(lam[small])
-    return counts
+    return s2, rho_u, sd, sd * np.sqrt(np.maximum(1 - rho_u ** 2, 0.0))
+
+
+def _ar1_block_length(T: int) -> int:
+    """Length of the pieces the AR(1) recursion is solved in by matrix products: the divisor of
+    T nearest 16 among those from 6 to 32 (T itself when there is none)."""
+    good = [d for d in range(6, min(T, 32) + 1) if T % d == 0]
+    return min(good, key=lambda d: (abs(d - 16), d)) if good else T
+
+
+#: Values (series x draws x months) transformed at a time inside a draw chunk: a piece that
+#: stays in the processor's cache between the steps of the simulation and of the refits.
+WORK_VALUES = 1 << 17
+#: The largest matrix product (multiply-adds) handed to BLAS in one call. OpenBLAS computes
+#: products up to this size on the calling thread; the Monte Carlo's mid-sized products are
+#: several times slower when spread over threads that the other processes of a report run need.
+BLAS_ONE_THREAD = 1 << 18
+
+
+def _matmul_rows(a, b, out):
+    """out[s] = a[s] @ b[s] for stacks a (S, M, K) and b (S, K, N), in pieces of rows small
+    enough (BLAS_ONE_THREAD) for BLAS to compute them on this thread."""
+    S, M, K = a.shape
+    rows = max(1, BLAS_ONE_THREAD // (K * b.shape[-1]))
+    for s in range(S):
+        for r0 in range(0, M, rows):
+            np.matmul(a[s, r0:r0 + rows], b[s], out=out[s, r0:r0 + rows])
+    return out
+
+
+def _simulate_latent_residuals(mu, sigma2, rho, n_draws, rng, *, out=None,
+                               work_values=WORK_VALUES):
+    """e* = y* - mu for counts y* ~ Poisson(mu e), e = exp(u - s2/2), u the Gaussian AR(1) of
+    `_latent_generator` (stationary: u_0 = sd z_0, u_t = rho_u u_t-1 + innovation sd z_t).
+    mu (S, T), sigma2/rho (S,) -> (S, n_draws, T), written into `out` when given.
+
+    Means of at least POISSON_EXACT_BELOW are drawn from the normal approximation to the Poisson
+    (same mean and variance): the statistics depend on the draws only through linear and
+    quadratic forms, and numpy's Poisson sampler is the slowest step of the Monte Carlo.
+
+    The random stream is used in a fixed order: every latent normal (series by series, draw by
+    draw, month by month), then every count normal in the same order, then the exact Poisson
+    draws of the small means in that order. The work runs on pieces of whole series of about
+    `work_values` values, which changes the arithmetic, never the draws: the recursion is solved
+    in blocks of L months by one matrix product per piece (u = z C' within a block, then
+    u += rho^(1..L) x the last value of the block before), all at half scale so that one exp
+    gives the root of the Poisson mean, exp((u + log mu - s2/2) / 2), and its square the mean."""
+    S, T = mu.shape
+    n = int(n_draws)
+    s2, rho_u, sd, innov_sd = _latent_generator(sigma2, rho)
+    L = _ar1_block_length(T)
+    q = T // L
+    k = np.arange(L)
+    lag = k[:, None] - k[None, :]
+    # C' (S, L, L) at half scale: C[i, j] = innov_sd rho_u^(i - j) / 2 for j <= i; the first
+    # month of the series has sd instead of innov_sd (its normals are scaled by sd / innov_sd).
+    CT = np.where(lag >= 0, rho_u[:, None, None] ** np.maximum(lag, 0), 0.0)
+    CT = np.ascontiguousarray((CT * (0.5 * innov_sd)[:, None, None]).transpose(0, 2, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        first = np.where(innov_sd > 0, sd / innov_sd, 0.0)
+    carry = rho_u[:, None] ** (k + 1)                       # (S, L)
+    with np.errstate(divide="ignore"):
+        shift = 0.5 * (np.log(mu) - s2[:, None] / 2)        # log of the root of mu e^(-s2/2)
+    E = np.empty((S, n, T)) if out is None else out
+    per = max(1, min(S, int(work_values) // max(1, n * T)))
+    work = np.empty((2, per * n * T))
+    mask = np.empty(per * n * T, dtype=bool)
+    bounds = [(s0, min(S, s0 + per)) for s0 in range(0, S, per)]
+    for s0, s1 in bounds:                                   # latent normals -> Poisson means
+        m = s1 - s0
+        z = E[s0:s1]
+        rng.standard_normal(out=z)
+        z[:, :, 0] *= first[s0:s1, None]
+        u = work[0, :m * n * T].reshape(m, n * q, L)
+        _matmul_rows(z.reshape(m, n * q, L), CT[s0:s1], u)
+        if q > 1:                                           # carry across the blocks
+            u4 = u.reshape(m, n, q, L)
+            ends = np.empty((m, n, q - 1))                  # u at the end of blocks 0..q-2
+            ends[:, :, 0] = u4[:, :, 0, L - 1]
+            rho_l = carry[s0:s1, L - 1:]
+            for b in range(1, q - 1):
+                ends[:, :, b] = u4[:, :, b, L - 1] + rho_l * ends[:, :, b - 1]
+            u4[:, :, 1:] += ends[..., None] * carry[s0:s1, None, None, :]
+        u3 = u.reshape(m, n, T)
+        np.add(u3, shift[s0:s1, None, :], out=u3)
+        np.exp(u3, out=z)                                   # root of the Poisson mean
+    small_pos, small_lam = [], []
+    for s0, s1 in bounds:                                   # count normals -> e* = y* - mu
+        m = s1 - s0
+        root = E[s0:s1]
+        w = work[0, :m * n * T].reshape(m, n, T)
+        rng.standard_normal(out=w)
+        lam = work[1, :m * n * T].reshape(m, n, T)
+        np.multiply(root, root, out=lam)
+        np.multiply(root, w, out=w)
+        np.add(lam, w, out=w)                               # the counts
+        low = mask[:m * n * T]
+        np.less(lam.reshape(-1), POISSON_EXACT_BELOW, out=low)
+        if low.any():
+            pos = np.flatnonzero(low)
+            small_lam.append(lam.reshape(-1)[pos])
+            small_pos.append(pos + s0 * n * T)
+        np.subtract(w, mu[s0:s1, None, :], out=root)
+    if small_pos:
+        pos = np.concatenate(small_pos)
+        counts = rng.poisson(np.concatenate(small_lam))
+        flat = E.reshape(-1)
+        flat[pos] = counts - mu.reshape(-1)[(pos // (n * T)) * T + pos % T]
+    return E
+
+
+def _simulate_latent_counts(mu, sigma2, rho, n_draws, rng):
+    """Counts y* (S, n_draws, T) of `_simulate_latent_residuals` (the same draws)."""
+    return _simulate_latent_residuals(mu, sigma2, rho, n_draws, rng) + mu[:, None, :]
 
 
 def _one_step(X, A, mu, ystar):
     """Linearised refit of the bootstrap series: delta = A (y* - mu) (S, B, p) and the residuals
     r* = (y* - mu) - mu * X delta."""
     e = ystar - mu[:, None, :]
-    delta = np.einsum("sbt,spt->sbp", e, A)
-    S, B, p = delta.shape
-    fitted = (delta.reshape(S * B, p) @ X.T).reshape(S, B, -1)
-    return delta, e - mu[:, None, :] * fitted
+    return _one_step_residuals(e, A, mu[:, :, None] * X[None])
+
+
+def _one_step_residuals(e, A, muX):
+    """delta = A e* (S, B, p) and r* = e* - (mu X) delta (S, B, T) from e* = y* - mu (S, B, T),
+    A (S, p, T) and mu X (S, T, p)."""
+    S, B, T = e.shape
+    delta = _matmul_rows(e, A.transpose(0, 2, 1), np.empty((S, B, A.shape[1])))
+    fitted = _matmul_rows(delta, muX.transpose(0, 2, 1), np.empty((S, B, T)))
+    return delta, np.subtract(e, fitted, out=fitted)
+
+
+def _bootstrap_moments(X, A, mu, e, *, work_values=WORK_VALUES):
+    """Zeger's two moments (S, B) of the one-step residuals of every bootstrap series, and the
+    one-step estimates delta (S, B, p); computed on pieces of whole series."""
+    S, B, T = e.shape
+    muX = mu[:, :, None] * X[None]
+    g0, g1 = np.empty((S, B)), np.empty((S, B))
+    delta = np.empty((S, B, X.shape[1]))
+    per = max(1, min(S, int(work_values) // max(1, B * T)))
+    for s0 in range(0, S, per):
+        sl = slice(s0, s0 + per)
+        delta[sl], r = _one_step_residuals(e[sl], A[sl], muX[sl])
+        ss = np.einsum("sbt,sbt->sb", r, r)
+        lag = np.einsum("sbt,sbt->sb", r[..., 1:], r[..., :-1])
+        g0[sl], g1[sl] = _zeger_from_sums(ss, lag, mu[sl, None, :], X.shape[1])
+    return g0, g1, delta
 
 
 def n_cosines(T: int) -> int:
@@ -211,10 +339,15 @@ def _cosine_basis(T: int, K: int) -> np.ndarray:
 
 def _ar1_bootstrap_batch(X, Y, offset, effect_idx, rng, *, n_boot=N_BOOT, n_bias=N_BIAS,
                          bias_rounds=BIAS_ROUNDS, alpha=0.05, bias_correct=True,
-                         studentise="har", n_basis=None, chunk_values=3_000_000):
+                         studentise="har", n_basis=None, chunk_values=3_000_000,
+                         work_values=WORK_VALUES):
     """The ar1_bootstrap method on S series (see the module docstring). Returns a dict of (S, J)
     arrays (coef, se, se_har, low, high, p_value, crit), (S,) arrays (sigma2, rho, sigma2_bc,
-    rho_bc) and the bootstrap covariance of all coefficients (S, p, p)."""
+    rho_bc) and the bootstrap covariance of all coefficients (S, p, p).
+
+    chunk_values fixes which series share one call of the random generator (about chunk_values
+    / (B T) series), hence the order of the draws: the results depend on it. work_values only
+    splits the arithmetic inside a chunk (cache-sized pieces) and leaves the draws alone."""
     X = np.asarray(X, float)
     T, p = X.shape
     beta, cov, mu, ok = irls_poisson(X, Y, offset)
@@ -230,13 +363,15 @@ def _ar1_bootstrap_batch(X, Y, offset, effect_idx, rng, *, n_boot=N_BOOT, n_bias
         return out
     K = n_cosines(T) if n_basis is None else int(n_basis)
     basis = _cosine_basis(T, K)
+    n_most = max(n_boot, n_bias if bias_correct else 0)
     step = max(1, int(chunk_values // (max(n_boot, n_bias) * T)))
+    buffer = np.empty(min(step, idx.size) * n_most * T)     # the chunk's bootstrap series
     for lo in range(0, idx.size, step):
         sel = idx[lo:lo + step]
         res = _bootstrap_chunk(X, Y[sel], beta[sel], cov[sel], mu[sel], effect_idx, rng,
                                n_boot=n_boot, n_bias=n_bias, bias_rounds=bias_rounds,
                                alpha=alpha, bias_correct=bias_correct, studentise=studentise,
-                               basis=basis)
+                               basis=basis, buffer=buffer, work_values=work_values)
         for k, v in res.items():
             out[k][sel] = v
     return out
@@ -249,53 +384,66 @@ def _critical_rank(n_boot: int, alpha: float) -> int:
 
 
 def _bootstrap_chunk(X, Y, beta, cov, mu, effect_idx, rng, *, n_boot, n_bias, bias_rounds,
-                     alpha, bias_correct, studentise, basis):
+                     alpha, bias_correct, studentise, basis, buffer=None,
+                     work_values=WORK_VALUES):
     T, p = X.shape
+    S = len(beta)
     A = cov @ X.T                                   # (S, p, T): b-hat - b = A (y - mu)
     Aj = A[:, effect_idx, :]                        # (S, J, T)
     g0, g1 = zeger_moments(Y - mu, mu, p)
     sigma2, rho = _latent(g0, g1)
     gen0, gen1 = g0.copy(), g1.copy()
+
+    def draws(n_draws, s2, r):
+        out = None if buffer is None else buffer[:S * n_draws * T].reshape(S, n_draws, T)
+        return _simulate_latent_residuals(mu, s2, r, n_draws, rng, out=out,
+                                          work_values=work_values)
+
     if bias_correct:
         # Bootstrap bias correction of the two moments (Kilian 1998): simulate at the current
         # generator, measure how far the moments' means fall from it, move the generator by that.
         for _ in range(bias_rounds):
             s2, r = _latent(gen0, gen1)
-            ystar = _simulate_latent_counts(mu, s2, r, n_bias, rng)
-            _, resid = _one_step(X, A, mu, ystar)
-            m0, m1 = zeger_moments(resid, mu[:, None, :], p)
+            m0, m1, _ = _bootstrap_moments(X, A, mu, draws(n_bias, s2, r),
+                                           work_values=work_values)
             gen0 = g0 - (m0.mean(1) - s2)
             gen1 = g1 - (m1.mean(1) - s2 * r)
     s2_bc, rho_bc = _latent(gen0, gen1)
-    ystar = _simulate_latent_counts(mu, s2_bc, rho_bc, n_boot, rng)
-    delta, resid = _one_step(X, A, mu, ystar)        # (S, B, p), (S, B, T)
+    estar = draws(n_boot, s2_bc, rho_bc)            # (S, B, T): y* - mu
     if studentise == "har":
         # EWC long-run variance of the influence terms a_jt r_t (Lazarus et al. 2018): robust to
         # the unknown autocorrelation, so |t| is close to pivotal and the bootstrap's noisy
         # estimate of rho barely moves its critical value.
-        S, J = Aj.shape[:2]
+        J = Aj.shape[1]
         K = basis.shape[0]
         weights = (Aj[:, :, None, :] * basis[None, None]).reshape(S, J * K, T)
         lam = np.einsum("smt,st->sm", weights, Y - mu).reshape(S, J, K)
         se = np.sqrt(T * (lam ** 2).mean(-1))
-        lam_b = np.einsum("sbt,smt->sbm", resid, weights).reshape(S, -1, J, K)
-        se_b = np.sqrt(T * (lam_b ** 2).mean(-1))
+        # Everything a bootstrap series gives is linear in e* = y* - mu: the one-step estimate
+        # delta = A e*, and the projections of its residuals r* = e* - mu X delta on the cosines,
+        # W r* = (W - (W mu) X A) e*. One matrix product per series gives both.
+        project = weights - np.matmul((weights * mu[:, None, :]) @ X, A)
+        GT = np.concatenate([A, project], axis=1).transpose(0, 2, 1)     # (S, T, p + J K)
+        lin = _matmul_rows(estar, GT, np.empty((S, estar.shape[1], GT.shape[-1])))
+        delta = lin[..., :p]
+        lam_b = lin[..., p:].reshape(S, -1, J, K)
+        se_b = np.sqrt(np.einsum("sbjk,sbjk->sbj", lam_b, lam_b) * (T / K))
     else:  # "model": Zeger's sandwich with the raw moment estimates (kept for comparison)
         G = Aj * mu[:, None, :]
         pois = (Aj ** 2 * mu[:, None, :]).sum(-1)
         lagc = _lag_products(G)
         se = np.sqrt(pois + sigma2[:, None] * _horner(lagc, rho))
-        m0, m1 = zeger_moments(resid, mu[:, None, :], p)
+        m0, m1, delta = _bootstrap_moments(X, A, mu, estar, work_values=work_values)
         s2b, rb = _latent(m0, m1)
         se_b = np.sqrt(pois[:, None, :] + s2b[..., None] * _horner(lagc[:, None], rb))
     b = beta[:, effect_idx]
     tstar = np.abs(delta[:, :, effect_idx]) / se_b                     # (S, B, J)
     tobs = np.abs(b) / se
     k = _critical_rank(n_boot, alpha)
-    crit = -np.sort(-tstar, axis=1)[:, k - 1, :]                       # k-th largest
+    crit = -np.partition(-tstar, k - 1, axis=1)[:, k - 1, :]           # k-th largest
     pval = (1 + (tstar >= tobs[:, None, :]).sum(1)) / (n_boot + 1)
     centred = delta - delta.mean(1, keepdims=True)
-    boot_cov = np.einsum("sbp,sbq->spq", centred, centred) / (n_boot - 1)
+    boot_cov = np.matmul(centred.transpose(0, 2, 1), centred) / (n_boot - 1)
     return {"coef": b, "se": np.sqrt(np.einsum("spp->sp", boot_cov)[:, effect_idx]),
             "se_har": se, "low": b - crit * se, "high": b + crit * se, "p_value": pval,
             "crit": crit, "sigma2": sigma2, "rho": rho, "sigma2_bc": s2_bc, "rho_bc": rho_bc,
@@ -322,9 +470,8 @@ def _ar1_sandwich_batch(X, Y, offset, effect_idx, rng, *, n_bias=N_BIAS, alpha=0
         pois = (A[:, effect_idx, :] ** 2 * m[:, None, :]).sum(-1)
         g0, g1 = zeger_moments(Y[sel] - m, m, p)
         s2, r = _latent(g0, g1)
-        ystar = _simulate_latent_counts(m, s2, r, n_bias, rng)
-        _, resid = _one_step(X, A, m, ystar)
-        m0, m1 = zeger_moments(resid, m[:, None, :], p)
+        m0, m1, _ = _bootstrap_moments(
+            X, A, m, _simulate_latent_residuals(m, s2, r, n_bias, rng))
         s2c, rc = _latent(g0 - (m0.mean(1) - s2), g1 - (m1.mean(1) - s2 * r))
         se = np.sqrt(pois + s2c[:, None] * _horner(_lag_products(G), rc))
         b = beta[sel][:, effect_idx]
