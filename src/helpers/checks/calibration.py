@@ -65,6 +65,7 @@ __all__ = [
     "its_design", "simulate_counts", "calibration_table", "small_calibration_table",
     "method_status", "recommend_defaults", "CALIBRATION_METHODS", "controlled_its_coverage",
     "analysis_cells", "declared_power", "load_full_table", "FULL_TABLE", "mc_se", "cell_table",
+    "time_ar1_bootstrap",
 ]
 
 #: Methods calibrated on monthly series (the default first, then named alternatives).
@@ -245,13 +246,14 @@ def _cell_counts(cell, model, methods, n_sim, *, alpha, seed, tag, n_boot, n_bia
     truth_log = {"event:level": math.log(level_ratio), "event:slope": math.log(slope)}
     out = []
     for method in methods:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fit_seed = child_seed(seed, cell.key(), model, method, tag)
         null = _fit(method, X.to_numpy(), null_y, log_pop, idx, alpha, fit_seed, n_boot, n_bias)
         log_link = method in inference.LOG_LINK_METHODS
         eff = (_fit(method, X.to_numpy(), eff_y, log_pop, idx, alpha, fit_seed + 1, n_boot,
                     n_bias) if log_link else null)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        n_series = len(null_y) + (len(eff_y) if log_link else 0)
         for j, name in enumerate(names):
             p = null["p_value"][:, j]
             ok = np.isfinite(p)
@@ -266,7 +268,7 @@ def _cell_counts(cell, model, methods, n_sim, *, alpha, seed, tag, n_boot, n_bia
                         "n_failed": int((~ok).sum() + (~ok_cov).sum()),
                         "coverage_truth": (f"{effect} ratio {math.exp(truth):g}" if log_link
                                            else "null (difference 0)"),
-                        "seconds": seconds})
+                        "seconds": seconds, "cpu_seconds": cpu, "n_series": n_series})
     return out
 
 
@@ -309,7 +311,10 @@ def calibration_table(*, cells: Iterable[Cell] | None = None,
 
     Columns: method, setting, model, effect, n, n_post, rho, sigma, dispersion, n_sim,
     false_positive_rate, fpr_mc_se, coverage_95, coverage_mc_se, coverage_truth, n_failed,
-    seconds (fitting time of the method in that cell), refined."""
+    seconds (fitting time of the method in that cell), refined. `table.attrs` holds the settings,
+    the whole call's wall time (`seconds`) and `timings`: per "setting/method", wall and CPU
+    seconds, simulated series fitted and seconds per series (`time_ar1_bootstrap` times the
+    monthly default on its own)."""
     cells = list(cells) if cells is not None else list(MONTHLY_CELLS + ANNUAL_CELLS)
     if isinstance(methods, dict):
         by_setting = {k: tuple(v) for k, v in methods.items()}
@@ -327,6 +332,7 @@ def calibration_table(*, cells: Iterable[Cell] | None = None,
     kw = dict(alpha=alpha, seed=seed, n_boot=n_boot, n_bias=n_bias, level_ratio=level_ratio,
               slope_ratio=slope_ratio)
     counts = []     # (cell, counts dict)
+    start = time.perf_counter()
     for cell in cells:
         start_cell = time.perf_counter()
         cell_models = cell.models()[-1:] if models == "declared" else cell.models()
@@ -354,7 +360,7 @@ def calibration_table(*, cells: Iterable[Cell] | None = None,
                     if (cell_i is cell and c["model"] == model and c["method"] == e["method"]
                             and c["effect"] == e["effect"]):
                         for k in ("rejected", "n_sim", "covered", "n_cov", "n_failed",
-                                  "seconds"):
+                                  "seconds", "cpu_seconds", "n_series"):
                             c[k] += e[k]
                         c["refined"] = True
             if progress is not None:
@@ -362,8 +368,27 @@ def calibration_table(*, cells: Iterable[Cell] | None = None,
                          f"{time.perf_counter() - t0:.1f}s")
         table = pd.DataFrame([_row(cell, c) for cell, c in counts])
     table.attrs.update(n_sim=n_sim, alpha=alpha, seed=seed, n_boot=n_boot, n_bias=n_bias,
-                       level_ratio=level_ratio, slope_ratio=slope_ratio, refine=refine)
+                       level_ratio=level_ratio, slope_ratio=slope_ratio, refine=refine,
+                       seconds=time.perf_counter() - start, timings=_timings(counts))
     return table
+
+
+def _timings(counts) -> dict:
+    """{"setting/method": seconds, cpu_seconds, n_series (simulated series fitted, null and
+    effect), seconds_per_series} summed over the cells and declared models."""
+    out, seen = {}, set()
+    for cell, c in counts:
+        key = (cell.key(), c["model"], c["method"])
+        if key in seen:          # one entry per effect; the time is the method's on the model
+            continue
+        seen.add(key)
+        t = out.setdefault(f"{cell.setting}/{c['method']}",
+                           {"seconds": 0.0, "cpu_seconds": 0.0, "n_series": 0})
+        for k in ("seconds", "cpu_seconds", "n_series"):
+            t[k] += c[k]
+    for t in out.values():
+        t["seconds_per_series"] = t["seconds"] / t["n_series"] if t["n_series"] else math.nan
+    return out
 
 
 #: Where `bench/calibration_full.py` writes the full-size table (every method and cell, 2,000+
@@ -399,6 +424,54 @@ def small_calibration_table(seed=DEFAULT_SEED, n_sim: int = 400,
     annual), two methods, 400 simulations, B = 199 (nominal size 4.5% at p < 0.05)."""
     return calibration_table(cells=SMALL_CELLS, methods=methods, n_sim=n_sim, seed=seed,
                              n_boot=n_boot, n_bias=n_bias)
+
+
+def time_ar1_bootstrap(*, n: int = 180, n_post: int = 24, rho: float = 0.5, n_fits: int = 3,
+                       n_sim: int = 200, repeats: int = 3, seed=DEFAULT_SEED) -> dict:
+    """How long the monthly default ("ar1_bootstrap") takes (for `care-trends bench`), on
+    series of a monthly cell (n months, n_post after the event, latent autocorrelation rho) with
+    the level+slope model:
+
+    per fit: one real-size fit, `inference.monthly_inference` at B = `inference.N_BOOT` with a
+        bias-correction round of `inference.N_BIAS` (the mean over `n_fits` series);
+    per series: inside the calibration Monte Carlo, per simulated series at B = CAL_N_BOOT and
+        CAL_N_BIAS (a batch of `n_sim` series). A `calibration_table` cell fits 2 x n_sim series
+        per declared model, so `projected_seconds_2000_sims` is 4,000 series.
+
+    Each figure is the median over `repeats`, in wall and CPU seconds (CPU is the steadier
+    figure on a machine shared with other work)."""
+    cell = Cell("monthly", n, n_post, rho)
+    X = its_design(cell, "level+slope")
+    idx = [list(X.columns).index(c) for c in X.columns if c.startswith("event:")]
+    Y, log_pop = simulate_counts(cell, max(n_fits, n_sim),
+                                 seed=child_seed(seed, cell.key(), "bench"))
+
+    def timed(fn, count):
+        wall, cpu = [], []
+        for _ in range(repeats):
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall.append((time.perf_counter() - t0) / count)
+            cpu.append((time.process_time() - c0) / count)
+        return float(np.median(wall)), float(np.median(cpu)), wall
+
+    def fits():
+        for i in range(n_fits):
+            inference.monthly_inference(Y[i], X, log_pop, seed=seed)
+
+    fit_wall, fit_cpu, fit_all = timed(fits, n_fits)
+    mc_wall, mc_cpu, mc_all = timed(
+        lambda: _fit("ar1_bootstrap", X.to_numpy(), Y[:n_sim], log_pop, idx, 0.05, seed,
+                     CAL_N_BOOT, CAL_N_BIAS), n_sim)
+    return {"what": "monthly default inference (ar1_bootstrap), level+slope model",
+            "n": n, "n_post": n_post, "rho": rho, "repeats": repeats,
+            "n_boot_fit": inference.N_BOOT, "n_bias_fit": inference.N_BIAS, "n_fits": n_fits,
+            "seconds_per_fit": fit_wall, "cpu_seconds_per_fit": fit_cpu,
+            "all_seconds_per_fit": fit_all,
+            "n_boot_calibration": CAL_N_BOOT, "n_bias_calibration": CAL_N_BIAS, "n_sim": n_sim,
+            "seconds_per_series": mc_wall, "cpu_seconds_per_series": mc_cpu,
+            "all_seconds_per_series": mc_all,
+            "projected_seconds_2000_sims": 4000 * mc_wall}
 
 
 # --------------------------------------------------------------------------------------------
