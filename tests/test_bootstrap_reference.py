@@ -119,6 +119,26 @@ def test_simulated_counts_follow_the_latent_model():
             assert abs(corr - rho_u[0] ** lag) < 0.01, (T, lag, corr)
 
 
+def test_timings_are_reported():
+    """calibration_table carries its own timings; time_ar1_bootstrap times a real-size fit and
+    the Monte Carlo per series (the figures `care-trends bench` shows)."""
+    table = calibration.calibration_table(cells=[calibration.Cell("monthly", 60, 12, 0.5)],
+                                          methods=["ar1_bootstrap", "ols"], n_sim=20,
+                                          n_boot=39, n_bias=19)
+    timings = table.attrs["timings"]
+    assert set(timings) == {"monthly/ar1_bootstrap", "monthly/ols"}
+    # two declared models; null and effect series for log-link methods, null only for ols
+    assert timings["monthly/ar1_bootstrap"]["n_series"] == 2 * 2 * 20
+    assert timings["monthly/ols"]["n_series"] == 2 * 20
+    assert 0 < timings["monthly/ar1_bootstrap"]["seconds"] <= table.attrs["seconds"]
+    bench = calibration.time_ar1_bootstrap(n=60, n_post=12, n_fits=1, n_sim=20, repeats=1)
+    assert bench["n_boot_fit"] == inference.N_BOOT and bench["n_boot_calibration"] == 399
+    for key in ("seconds_per_fit", "cpu_seconds_per_fit", "seconds_per_series",
+                "cpu_seconds_per_series"):
+        assert 0 < bench[key] < 60, key
+    assert bench["projected_seconds_2000_sims"] == 4000 * bench["seconds_per_series"]
+
+
 if __name__ == "__main__" and "--write" in sys.argv:
     np.savez_compressed(REFERENCE, **compute())
     print(f"wrote {REFERENCE}")

@@ -426,8 +426,8 @@ def small_calibration_table(seed=DEFAULT_SEED, n_sim: int = 400,
                              n_boot=n_boot, n_bias=n_bias)
 
 
-def time_ar1_bootstrap(*, n: int = 180, n_post: int = 24, rho: float = 0.5, n_fits: int = 3,
-                       n_sim: int = 200, repeats: int = 3, seed=DEFAULT_SEED) -> dict:
+def time_ar1_bootstrap(*, n: int = 180, n_post: int = 24, rho: float = 0.5, n_fits: int = 5,
+                       n_sim: int = 500, repeats: int = 3, seed=DEFAULT_SEED) -> dict:
     """How long the monthly default ("ar1_bootstrap") takes (for `care-trends bench`), on
     series of a monthly cell (n months, n_post after the event, latent autocorrelation rho) with
     the level+slope model:
