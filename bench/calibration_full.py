@@ -230,7 +230,7 @@ Rules: a method is **calibrated** in a setting when in every cell the 95% Monte 
 (Wilson score interval, about estimate -+ 1.96 MC SE) of its false-positive rate lies in
 [3%, 7%] and that of its coverage in
 [93%, 97%]; **not calibrated** when some cell is outside even allowing for that error; else
-**undetermined**. `recommend` -> {rec}.
+**undetermined**. `recommend_defaults` -> {rec}.
 
 The monthly default `ar1_bootstrap` runs here with B = {calibration.CAL_N_BOOT} bootstrap
 series and {calibration.CAL_N_BIAS} for the bias correction: at p < 0.05 its nominal size is
