@@ -38,6 +38,10 @@ def irls_poisson(X: np.ndarray, y: np.ndarray, offset: np.ndarray, mask: np.ndar
     X: (T, p) shared design or (S, T, p); y, offset, mask: (S, T). Rows with mask False carry no
     weight. Returns beta (S, p), the unscaled covariance inv(X'WX) (S, p, p), mu (S, T),
     iterations (S,) and a converged flag (S,). Series whose X'WX is singular get NaN.
+
+    With a shared design every cross-product is one matrix product: X'WX for all series is
+    W (S, T) @ [x_t x_t'] (T, p*p), X'Wz is (W z) @ X. Each iteration works only on the series
+    still active, so the cost falls as series converge.
     """
     shared = X.ndim == 2
     S, T = y.shape
@@ -52,53 +56,65 @@ def irls_poisson(X: np.ndarray, y: np.ndarray, offset: np.ndarray, mask: np.ndar
     beta = np.full((S, p), np.nan)
     converged = np.zeros(S, dtype=bool)
     iterations = np.zeros(S, dtype=int)
-    active = np.ones(S, dtype=bool)
-    eye = np.eye(p)
 
-    def xtwx(weights):
-        if shared:
-            return np.einsum("tp,st,tq->spq", X, weights, X, optimize=True)
-        return np.einsum("stp,st,stq->spq", X, weights, X, optimize=True)
+    if shared:
+        XX = (X[:, :, None] * X[:, None, :]).reshape(T, p * p)  # rows: vec(x_t x_t')
+        XT = np.ascontiguousarray(X.T)
 
-    def xtwv(weights, v):
-        if shared:
-            return np.einsum("tp,st->sp", X, weights * v, optimize=True)
-        return np.einsum("stp,st->sp", X, weights * v, optimize=True)
+        def xtwx(weights, rows=slice(None)):
+            return _matmul_by_rows(weights, XX).reshape(len(weights), p, p)
 
-    def linpred(b):
-        if shared:
-            return b @ X.T
-        return np.einsum("stp,sp->st", X, b)
+        def xtwv(weights, v, rows=slice(None)):
+            return _matmul_by_rows(weights * v, X)
 
-    # Singular designs (e.g. no observed point after an intervention) cannot be estimated.
-    rank = np.linalg.matrix_rank(xtwx(w_mask))
-    estimable = (rank == p) & (w_mask.sum(1) >= p)
-    active &= estimable
+        def linpred(b, rows=slice(None)):
+            return _matmul_by_rows(b, XT)
+    else:
+        def xtwx(weights, rows=slice(None)):
+            return np.einsum("stp,st,stq->spq", X[rows], weights, X[rows], optimize=True)
+
+        def xtwv(weights, v, rows=slice(None)):
+            return np.einsum("stp,st->sp", X[rows], weights * v, optimize=True)
+
+        def linpred(b, rows=slice(None)):
+            return np.einsum("stp,sp->st", X[rows], b)
+
+    # Singular designs (e.g. no observed point after an intervention) cannot be estimated. The
+    # rank of X' diag(mask) X depends only on which points are observed: one check per pattern.
+    if shared:
+        packed = np.ascontiguousarray(np.packbits(mask, axis=1))  # one key per row pattern
+        keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+        _, first, which = np.unique(keys, return_index=True, return_inverse=True)
+        rank = np.linalg.matrix_rank(xtwx(w_mask[first]))[which]
+    else:
+        rank = np.linalg.matrix_rank(xtwx(w_mask))
+    active = (rank == p) & (w_mask.sum(1) >= p)
     # Degenerate series (all zeros, empty segments) may overflow; they end up not converged.
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for it in range(1, max_iter + 1):
-            if not active.any():
-                break
-            W = w_mask * mu
-            z = eta - offset + (y0 - mu) / mu
-            A = xtwx(W)
-            b = xtwv(W, z)
-            # Solve only where active; keep a harmless identity system elsewhere.
-            A = np.where(active[:, None, None], A, eye)
-            b = np.where(active[:, None], b, 0.0)
-            new_beta = _solve_each(A, b)
-            change = np.abs(new_beta - np.nan_to_num(beta, nan=np.inf))
-            done = np.all(change <= tol * (1.0 + np.abs(new_beta)), axis=1)
-            beta = np.where(active[:, None], new_beta, beta)
-            iterations = np.where(active, it, iterations)
-            eta = np.where(active[:, None], linpred(np.nan_to_num(beta)) + offset, eta)
-            mu = np.where(active[:, None], np.exp(eta), mu)
-            finite = np.isfinite(mu).all(1) & np.isfinite(beta).all(1)
-            converged |= active & done & finite
-            active &= ~done & finite
+            # Every series while all are active (views, no copies); then only those still active.
+            if active.all():
+                rows = slice(None)
+            else:
+                rows = np.flatnonzero(active)
+                if not len(rows):
+                    break
+            m = mu[rows]
+            W = w_mask[rows] * m
+            z = eta[rows] - offset[rows] + (y0[rows] - m) / m
+            new_beta = _solve_each(xtwx(W, rows), xtwv(W, z, rows))
+            # (the first step compares with NaN: never done)
+            done = (np.abs(new_beta - beta[rows]) <= tol * (1.0 + np.abs(new_beta))).all(1)
+            beta[rows] = new_beta
+            iterations[rows] = it
+            e = linpred(new_beta, rows) + offset[rows]
+            m = np.exp(e)
+            eta[rows], mu[rows] = e, m
+            finite = np.isfinite(m).all(1) & np.isfinite(new_beta).all(1)
+            converged[rows] = done & finite
+            active[rows] = ~done & finite
     # Covariance at the optimum (weights from the final mu).
-    W = w_mask * mu
-    A = xtwx(W)
+    A = xtwx(w_mask * mu)
     ok = converged & np.isfinite(A).all((1, 2))
     cov = np.full((S, p, p), np.nan)
     if ok.any():
@@ -106,6 +122,24 @@ def irls_poisson(X: np.ndarray, y: np.ndarray, offset: np.ndarray, mask: np.ndar
     beta = np.where(ok[:, None], beta, np.nan)
     mu = np.where(ok[:, None], mu, np.nan)
     return beta, cov, mu, iterations, ok
+
+
+#: Largest m * n * k of one matrix product here: OpenBLAS runs a product of that size or less on
+#: one thread. Above it, it hands the work to every core, which for these thin products costs more
+#: than it saves and, on a busy machine, can make one call a hundred times slower.
+_SINGLE_THREAD_PRODUCT = 1 << 18
+
+
+def _matmul_by_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """A @ B computed in blocks of A's rows small enough to stay on one thread (same numbers)."""
+    m, k = A.shape
+    block = max(1, _SINGLE_THREAD_PRODUCT // max(1, k * B.shape[1]))
+    if m <= block:
+        return A @ B
+    out = np.empty((m, B.shape[1]))
+    for i in range(0, m, block):
+        np.matmul(A[i:i + block], B, out=out[i:i + block])
+    return out
 
 
 def _solve_each(A: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -193,32 +227,50 @@ def fit_many(panel: pd.DataFrame, *, measures: Iterable[str] | None = vocab.LOOK
     if missing:
         raise CareTrendsError(f"the panel has no column(s) {missing}; pass a long panel with them "
                               "(e.g. helpers.data.load_panel())")
-    data = panel
-    if measures is not None and "measure" in data.columns:
-        data = data[data["measure"].isin(list(measures))]
+    # Stack the series on one time grid, (series, time) arrays with missing cells masked out,
+    # straight from the columns: row selection, grouping and placement are numpy index
+    # operations on column arrays (no filtered copies of the frame, no groupby).
+    keep = np.ones(len(panel), dtype=bool)
+    if measures is not None and "measure" in panel.columns:
+        keep &= panel["measure"].isin(list(measures)).to_numpy(dtype=bool, na_value=False)
+    times = panel[time].to_numpy(dtype=float, na_value=np.nan)
     if start is not None:
-        data = data[data[time] >= start]
+        keep &= times >= start
     if end is not None:
-        data = data[data[time] <= end]
-    data = data.dropna(subset=keys)  # e.g. England and regions carry no LA code
-    if data.empty:
+        keep &= times <= end
+    # Series in the order groupby(keys, sort=True) gives: each key factorised in sorted order
+    # (rows with a missing key, e.g. England and regions without an LA code, left out).
+    key_codes, key_uniques = [], []
+    for key in keys:
+        codes, uniques = pd.factorize(panel[key], sort=True)
+        keep &= codes >= 0
+        key_codes.append(codes)
+        key_uniques.append(uniques)
+    if not keep.any():
         raise CareTrendsError("no rows left to fit; check the measures and the start/end times")
-    # Stack the series on one time grid: (series, time) arrays, missing cells masked out.
-    times = data[time].to_numpy(dtype=float)
-    grid, t_pos = np.unique(times, return_inverse=True)
-    grouped = data.groupby(keys, sort=True, observed=True)
-    s_pos = grouped.ngroup().to_numpy()
-    series = grouped.size().reset_index()[keys]
-    S, T = len(series), len(grid)
-    if len(np.unique(s_pos * T + t_pos)) < len(s_pos):
+    combined = np.zeros(int(keep.sum()), dtype=np.int64)
+    for codes, uniques in zip(key_codes, key_uniques):
+        combined = combined * len(uniques) + codes[keep]
+    ids, s_pos = np.unique(combined, return_inverse=True)
+    key_values = {}
+    for key, uniques in reversed(list(zip(keys, key_uniques))):
+        key_values[key] = np.asarray(uniques.take(ids % len(uniques)).to_numpy())
+        ids = ids // len(uniques)
+    key_values = {key: key_values[key] for key in keys}
+    grid, t_pos = np.unique(times[keep], return_inverse=True)
+    S, T = len(key_values[keys[0]]), len(grid)
+    if np.bincount(s_pos * T + t_pos, minlength=S * T).max() > 1:
         raise CareTrendsError(f"the panel has more than one row per {keys + [time]}; "
                               "filter it to one geography level first")
 
+    def column(name):
+        return panel[name].to_numpy(dtype=float, na_value=np.nan)[keep]
+
     y = np.full((S, T), np.nan)
-    y[s_pos, t_pos] = data[outcome].to_numpy(dtype=float, na_value=np.nan)
+    y[s_pos, t_pos] = column(outcome)
     if offset:
         expo = np.full((S, T), np.nan)
-        expo[s_pos, t_pos] = data[offset].to_numpy(dtype=float, na_value=np.nan)
+        expo[s_pos, t_pos] = column(offset)
         with np.errstate(divide="ignore", invalid="ignore"):
             log_off = np.log(expo)
     else:
@@ -232,7 +284,7 @@ def fit_many(panel: pd.DataFrame, *, measures: Iterable[str] | None = vocab.LOOK
     if harmonics and (season or grid.max() < 1900):
         if season:
             season_values = np.full(T, np.nan)
-            season_values[t_pos] = data[season].to_numpy(dtype=float)
+            season_values[t_pos] = column(season)
         else:
             season_values = np.mod(grid, period)
     design = design_columns(grid, interventions, effects, harmonics, period, season_values,
@@ -275,31 +327,37 @@ def fit_many(panel: pd.DataFrame, *, measures: Iterable[str] | None = vocab.LOOK
     names = list(design.columns)
     effect_cols = [(i, n) for i, n in enumerate(names) if is_event_column(n)]
     k = len(effect_cols)
-    key_values = {key: series[key].to_numpy() for key in keys}
     idx = [i for i, _ in effect_cols]
+    # Text columns: each distinct value converted once, then repeated by index (pandas would
+    # otherwise infer the type of every repeated value again).
+    key_arrays = {key: pd.Series(v).array for key, v in key_values.items()}
+    labels = pd.Series([n.rsplit(":", 1)[0] for _, n in effect_cols]
+                       + [n.rsplit(":", 1)[1] for _, n in effect_cols] + ["ratio"]).array
+    series_of_row = np.repeat(np.arange(S), k)
+    effect_of_row = np.tile(np.arange(k), S)
     effects_table = pd.DataFrame({
-        **{key: np.repeat(v, k) for key, v in key_values.items()},
-        "intervention": np.tile([n.rsplit(":", 1)[0] for _, n in effect_cols], S),
-        "effect": np.tile([n.rsplit(":", 1)[1] for _, n in effect_cols], S),
+        **{key: v.take(series_of_row) for key, v in key_arrays.items()},
+        "intervention": labels.take(effect_of_row),
+        "effect": labels.take(effect_of_row + k),
         "estimate": np.exp(beta[:, idx]).ravel(),
         "ci_low": np.exp(low[:, idx]).ravel(),
         "ci_high": np.exp(high[:, idx]).ravel(),
         "p_value": p_value[:, idx].ravel(),
-        "scale": "ratio",
+        "scale": labels.take(np.full(S * k, 2 * k)),
     })
 
-    coef = pd.DataFrame({**key_values, **{n: beta[:, i] for i, n in enumerate(names)},
+    coef = pd.DataFrame({**key_arrays, **{n: beta[:, i] for i, n in enumerate(names)},
                          **{f"se:{n}": se[:, i] for i, n in enumerate(names)}})
-    diagnostics = pd.DataFrame({**key_values, "n_obs": n_obs, "df_resid": df_resid,
+    diagnostics = pd.DataFrame({**key_arrays, "n_obs": n_obs, "df_resid": df_resid,
                                 "dispersion": scale, "deviance": np.where(ok, deviance, np.nan),
                                 "pearson_chi2": np.where(ok, pearson, np.nan),
                                 "iterations": iterations, "converged": ok})
 
     # Fitted values and the no-intervention counterfactual (intervention terms switched off).
     pre_cols = [i for i, n in enumerate(names) if not is_event_column(n)]
-    cf_eta = beta[:, pre_cols] @ X[:, pre_cols].T + log_off
+    cf_eta = _matmul_by_rows(beta[:, pre_cols], np.ascontiguousarray(X[:, pre_cols].T)) + log_off
     fitted = pd.DataFrame({
-        **{key: np.repeat(v, T) for key, v in key_values.items()},
+        **{key: v.take(np.repeat(np.arange(S), T)) for key, v in key_arrays.items()},
         time: np.tile(grid, S),
         "observed": np.where(mask, y, np.nan).ravel(),
         "fitted": np.where(mask, mu, np.nan).ravel(),
