@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -156,21 +157,117 @@ def _solve_each(A: np.ndarray, b: np.ndarray) -> np.ndarray:
         return out
 
 
+@dataclass(eq=False, repr=False)
+class _Fitted:
+    """What one batch fit computed, as (series, ...) arrays: the tables are made from these."""
+
+    key_values: dict  # key -> (S,) values, series in groupby(keys, sort=True) order
+    time: str
+    grid: np.ndarray  # (T,) common time grid
+    X: np.ndarray  # (T, p) design on the grid
+    names: list  # design column names
+    y: np.ndarray  # (S, T) outcome, NaN where missing
+    mask: np.ndarray  # (S, T) used in the fit
+    log_off: np.ndarray  # (S, T) log offset (0 where masked)
+    beta: np.ndarray  # (S, p) coefficients, log scale
+    se: np.ndarray  # (S, p) standard errors (dispersion-scaled)
+    mu: np.ndarray  # (S, T) fitted means
+    n_obs: np.ndarray
+    df_resid: np.ndarray
+    scale: np.ndarray  # dispersion
+    deviance: np.ndarray
+    pearson: np.ndarray
+    iterations: np.ndarray
+    ok: np.ndarray  # converged and estimable
+    use_t: bool
+    ci_level: float
+
+
 @dataclass(eq=False, repr=False)  # eq/repr would compare whole frames
 class ManyResult:
     """Every series' segmented model: `effects` (one row per series x intervention x effect, with
     the series keys first and then EFFECT_COLUMNS), `coefficients` (log scale, with standard
     errors), `diagnostics` (one row per series: n, dispersion, deviance, converged) and `fitted`
-    (long: keys, time, observed, fitted, counterfactual)."""
+    (long: keys, time, observed, fitted, counterfactual). Each table is made from the fitted
+    arrays when first read (a caller that needs only the coefficients pays for nothing else)."""
 
     design = "its_segmented_batch"
 
-    effects: pd.DataFrame
-    coefficients: pd.DataFrame
-    diagnostics: pd.DataFrame
-    fitted: pd.DataFrame
     keys: list
     settings: dict  # what was fitted: family, interventions, effects, design columns...
+    arrays: _Fitted
+
+    def _key_arrays(self) -> dict:
+        # Text columns: each distinct value converted once, then repeated by position (pandas
+        # would otherwise infer the type of every repeated value again).
+        return {key: pd.Series(v).array for key, v in self.arrays.key_values.items()}
+
+    @cached_property
+    def effects(self) -> pd.DataFrame:
+        f = self.arrays
+        S = len(f.beta)
+        alpha = 1.0 - f.ci_level
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stat = f.beta / f.se
+        if f.use_t:
+            dof = np.where(f.df_resid > 0, f.df_resid, np.nan)[:, None]
+            # scipy.special's t distribution directly: scipy.stats' argument checks cost more
+            # than the fit itself here.
+            with np.errstate(invalid="ignore"):
+                q = special.stdtrit(dof, 1 - alpha / 2)
+                p_value = 2 * special.stdtr(dof, -np.abs(stat))
+        else:
+            q = np.full((S, 1), special.ndtri(1 - alpha / 2))
+            p_value = 2 * special.ndtr(-np.abs(stat))
+        low, high = f.beta - q * f.se, f.beta + q * f.se
+        effect_cols = [(i, n) for i, n in enumerate(f.names) if is_event_column(n)]
+        k = len(effect_cols)
+        idx = [i for i, _ in effect_cols]
+        labels = pd.Series([n.rsplit(":", 1)[0] for _, n in effect_cols]
+                           + [n.rsplit(":", 1)[1] for _, n in effect_cols] + ["ratio"]).array
+        series_of_row = np.repeat(np.arange(S), k)
+        effect_of_row = np.tile(np.arange(k), S)
+        return pd.DataFrame({
+            **{key: v.take(series_of_row) for key, v in self._key_arrays().items()},
+            "intervention": labels.take(effect_of_row),
+            "effect": labels.take(effect_of_row + k),
+            "estimate": np.exp(f.beta[:, idx]).ravel(),
+            "ci_low": np.exp(low[:, idx]).ravel(),
+            "ci_high": np.exp(high[:, idx]).ravel(),
+            "p_value": p_value[:, idx].ravel(),
+            "scale": labels.take(np.full(S * k, 2 * k)),
+        })
+
+    @cached_property
+    def coefficients(self) -> pd.DataFrame:
+        f = self.arrays
+        return pd.DataFrame({**self._key_arrays(),
+                             **{n: f.beta[:, i] for i, n in enumerate(f.names)},
+                             **{f"se:{n}": f.se[:, i] for i, n in enumerate(f.names)}})
+
+    @cached_property
+    def diagnostics(self) -> pd.DataFrame:
+        f = self.arrays
+        return pd.DataFrame({**self._key_arrays(), "n_obs": f.n_obs, "df_resid": f.df_resid,
+                             "dispersion": f.scale, "deviance": np.where(f.ok, f.deviance, np.nan),
+                             "pearson_chi2": np.where(f.ok, f.pearson, np.nan),
+                             "iterations": f.iterations, "converged": f.ok})
+
+    @cached_property
+    def fitted(self) -> pd.DataFrame:
+        """Fitted values and the no-intervention counterfactual (intervention terms off)."""
+        f = self.arrays
+        S, T = f.y.shape
+        pre_cols = [i for i, n in enumerate(f.names) if not is_event_column(n)]
+        cf_eta = _matmul_by_rows(f.beta[:, pre_cols],
+                                 np.ascontiguousarray(f.X[:, pre_cols].T)) + f.log_off
+        return pd.DataFrame({
+            **{key: v.take(np.repeat(np.arange(S), T)) for key, v in self._key_arrays().items()},
+            f.time: np.tile(f.grid, S),
+            "observed": np.where(f.mask, f.y, np.nan).ravel(),
+            "fitted": np.where(f.mask, f.mu, np.nan).ravel(),
+            "counterfactual": np.where(f.mask, np.exp(cf_eta), np.nan).ravel(),
+        })
 
     def for_series(self, **key_values) -> pd.DataFrame:
         """One series' effects table, e.g. `res.for_series(la_code="861", measure="starts")`."""
@@ -214,7 +311,6 @@ def fit_many(panel: pd.DataFrame, *, measures: Iterable[str] | None = vocab.LOOK
     `fit_its`. Series that cannot be estimated (too few points, no data after an event, all
     zeros) are kept with NaN estimates and `diagnostics.converged` False.
     """
-    alpha = 1.0 - ci_level
     if family not in BATCH_FAMILIES:
         raise CareTrendsError(
             f"fit_many batches only {' and '.join(BATCH_FAMILIES)} models, not {family!r}; "
@@ -231,18 +327,30 @@ def fit_many(panel: pd.DataFrame, *, measures: Iterable[str] | None = vocab.LOOK
     # straight from the columns: row selection, grouping and placement are numpy index
     # operations on column arrays (no filtered copies of the frame, no groupby).
     keep = np.ones(len(panel), dtype=bool)
-    if measures is not None and "measure" in panel.columns:
-        keep &= panel["measure"].isin(list(measures)).to_numpy(dtype=bool, na_value=False)
     times = panel[time].to_numpy(dtype=float, na_value=np.nan)
     if start is not None:
         keep &= times >= start
     if end is not None:
         keep &= times <= end
-    # Series in the order groupby(keys, sort=True) gives: each key factorised in sorted order
-    # (rows with a missing key, e.g. England and regions without an LA code, left out).
+    # Each key column factorised (rows with a missing key, e.g. England and regions without an
+    # LA code, left out), its distinct values then ranked so that series come out in the order
+    # groupby(keys, sort=True) gives.
+    factors = {}
+    for key in dict.fromkeys(keys + (["measure"] if measures is not None
+                                     and "measure" in panel.columns else [])):
+        codes, uniques = pd.factorize(panel[key])
+        order = np.argsort(uniques, kind="stable")
+        rank = np.empty(len(order) + 1, dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        rank[-1] = -1  # code -1 (missing) stays -1
+        factors[key] = (rank[codes], uniques.take(order))
+    if measures is not None and "measure" in factors:
+        codes, uniques = factors["measure"]
+        wanted = np.append(np.asarray(uniques.isin(list(measures)), dtype=bool), False)
+        keep &= wanted[codes]
     key_codes, key_uniques = [], []
     for key in keys:
-        codes, uniques = pd.factorize(panel[key], sort=True)
+        codes, uniques = factors[key]
         keep &= codes >= 0
         key_codes.append(codes)
         key_uniques.append(uniques)
@@ -308,63 +416,14 @@ def fit_many(panel: pd.DataFrame, *, measures: Iterable[str] | None = vocab.LOOK
             scale = np.ones(S)
     if use_t is None:
         use_t = family == "quasipoisson"
-    cov = cov_unscaled * scale[:, None, None]
-    se = np.sqrt(np.einsum("spp->sp", cov))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        stat = beta / se
-    if use_t:
-        dof = np.where(df_resid > 0, df_resid, np.nan)[:, None]
-        # scipy.special's t distribution directly: scipy.stats' argument checks cost more
-        # than the fit itself here.
-        with np.errstate(invalid="ignore"):
-            q = special.stdtrit(dof, 1 - alpha / 2)
-            p_value = 2 * special.stdtr(dof, -np.abs(stat))
-    else:
-        q = np.full((S, 1), special.ndtri(1 - alpha / 2))
-        p_value = 2 * special.ndtr(-np.abs(stat))
-    low, high = beta - q * se, beta + q * se
-
+    se = np.sqrt(np.einsum("spp->sp", cov_unscaled) * scale[:, None])
     names = list(design.columns)
-    effect_cols = [(i, n) for i, n in enumerate(names) if is_event_column(n)]
-    k = len(effect_cols)
-    idx = [i for i, _ in effect_cols]
-    # Text columns: each distinct value converted once, then repeated by index (pandas would
-    # otherwise infer the type of every repeated value again).
-    key_arrays = {key: pd.Series(v).array for key, v in key_values.items()}
-    labels = pd.Series([n.rsplit(":", 1)[0] for _, n in effect_cols]
-                       + [n.rsplit(":", 1)[1] for _, n in effect_cols] + ["ratio"]).array
-    series_of_row = np.repeat(np.arange(S), k)
-    effect_of_row = np.tile(np.arange(k), S)
-    effects_table = pd.DataFrame({
-        **{key: v.take(series_of_row) for key, v in key_arrays.items()},
-        "intervention": labels.take(effect_of_row),
-        "effect": labels.take(effect_of_row + k),
-        "estimate": np.exp(beta[:, idx]).ravel(),
-        "ci_low": np.exp(low[:, idx]).ravel(),
-        "ci_high": np.exp(high[:, idx]).ravel(),
-        "p_value": p_value[:, idx].ravel(),
-        "scale": labels.take(np.full(S * k, 2 * k)),
-    })
-
-    coef = pd.DataFrame({**key_arrays, **{n: beta[:, i] for i, n in enumerate(names)},
-                         **{f"se:{n}": se[:, i] for i, n in enumerate(names)}})
-    diagnostics = pd.DataFrame({**key_arrays, "n_obs": n_obs, "df_resid": df_resid,
-                                "dispersion": scale, "deviance": np.where(ok, deviance, np.nan),
-                                "pearson_chi2": np.where(ok, pearson, np.nan),
-                                "iterations": iterations, "converged": ok})
-
-    # Fitted values and the no-intervention counterfactual (intervention terms switched off).
-    pre_cols = [i for i, n in enumerate(names) if not is_event_column(n)]
-    cf_eta = _matmul_by_rows(beta[:, pre_cols], np.ascontiguousarray(X[:, pre_cols].T)) + log_off
-    fitted = pd.DataFrame({
-        **{key: v.take(np.repeat(np.arange(S), T)) for key, v in key_arrays.items()},
-        time: np.tile(grid, S),
-        "observed": np.where(mask, y, np.nan).ravel(),
-        "fitted": np.where(mask, mu, np.nan).ravel(),
-        "counterfactual": np.where(mask, np.exp(cf_eta), np.nan).ravel(),
-    })
     settings = {"family": family, "interventions": dict(interventions), "effects": effects,
-            "phase_in": phase_in, "lag": lag, "time": time, "outcome": outcome, "offset": offset,
-            "harmonics": harmonics, "period": period, "ci_level": ci_level, "use_t": use_t,
-            "design": names}
-    return ManyResult(effects_table, coef, diagnostics, fitted, keys, settings)
+                "phase_in": phase_in, "lag": lag, "time": time, "outcome": outcome,
+                "offset": offset, "harmonics": harmonics, "period": period,
+                "ci_level": ci_level, "use_t": use_t, "design": names}
+    arrays = _Fitted(key_values=key_values, time=time, grid=grid, X=X, names=names, y=y,
+                     mask=mask, log_off=log_off, beta=beta, se=se, mu=mu, n_obs=n_obs,
+                     df_resid=df_resid, scale=scale, deviance=deviance, pearson=pearson,
+                     iterations=iterations, ok=ok, use_t=use_t, ci_level=ci_level)
+    return ManyResult(keys, settings, arrays)
