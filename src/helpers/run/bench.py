@@ -175,8 +175,9 @@ def check(what: str, value, tolerance: float | None = None, *, ok: bool | None =
     informational when neither a tolerance nor `ok` is given."""
     value = None if value is None else float(value)
     if ok is None and tolerance is not None:
-        ok = value is not None and np.isfinite(value) and value <= tolerance
-    return {"what": what, "value": value, "tolerance": tolerance, "ok": ok}
+        ok = value is not None and math.isfinite(value) and value <= tolerance
+    return {"what": what, "value": value, "tolerance": tolerance,
+            "ok": None if ok is None else bool(ok)}
 
 
 @dataclass
