@@ -356,7 +356,7 @@ def bench_synthetic_control(ctx: BenchContext) -> Measured:
     res = full.result
     scaled = base.median / len(subset) * n_fits
 
-    checks, loss_excess, unique_gap_diffs, n_unique = [], [], [], 0
+    checks, loss_excess, unique_gap_diffs, other_pre_diffs, n_unique = [], [], [], [], 0
     for i, w_theirs in zip(subset, base.result, strict=True):
         d = pool[pool != i]
         gap_ours = res.gaps.loc[codes[i]].to_numpy(float)
@@ -385,9 +385,14 @@ def bench_synthetic_control(ctx: BenchContext) -> Measured:
                                     PYSYNCON_GAPS))
         elif unique:
             unique_gap_diffs.append(float(np.abs(gap_ours - gap_theirs).max()))
+        else:  # the pre-period fit is unique even when the weights are not
+            other_pre_diffs.append(float(np.abs(gap_ours[pre] - gap_theirs[pre]).max()))
     if unique_gap_diffs:
         checks.append(check(f"placebos' gaps ({len(unique_gap_diffs)} of {len(subset) - 1} "
                             "with unique weights)", max(unique_gap_diffs), PYSYNCON_GAPS))
+    if other_pre_diffs:
+        checks.append(check(f"placebos' pre-period fits ({len(other_pre_diffs)} with weights "
+                            "not unique)", max(other_pre_diffs), PYSYNCON_GAPS))
     checks.append(check("pre-period loss, ours minus pysyncon's (relative; <= 0: ours fits at "
                         "least as well)", max(loss_excess), 1e-9))
     placebos = len(subset) - 1
