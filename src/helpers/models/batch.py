@@ -332,22 +332,16 @@ def fit_many(panel: pd.DataFrame, *, measures: Iterable[str] | None = vocab.LOOK
         keep &= times >= start
     if end is not None:
         keep &= times <= end
-    # Each key column factorised (rows with a missing key, e.g. England and regions without an
-    # LA code, left out), its distinct values then ranked so that series come out in the order
-    # groupby(keys, sort=True) gives.
-    factors = {}
-    for key in dict.fromkeys(keys + (["measure"] if measures is not None
-                                     and "measure" in panel.columns else [])):
-        codes, uniques = pd.factorize(panel[key])
-        order = np.argsort(uniques, kind="stable")
-        rank = np.empty(len(order) + 1, dtype=np.int64)
-        rank[order] = np.arange(len(order))
-        rank[-1] = -1  # code -1 (missing) stays -1
-        factors[key] = (rank[codes], uniques.take(order))
+    # Each key column factorised with its distinct values sorted, so that series come out in the
+    # order groupby(keys, sort=True) gives (rows with a missing key, e.g. England and regions
+    # without an LA code, get code -1 and are left out).
+    factors = {key: pd.factorize(panel[key], sort=True)
+               for key in dict.fromkeys(keys + (["measure"] if measures is not None
+                                                and "measure" in panel.columns else []))}
     if measures is not None and "measure" in factors:
         codes, uniques = factors["measure"]
-        wanted = np.append(np.asarray(uniques.isin(list(measures)), dtype=bool), False)
-        keep &= wanted[codes]
+        wanted = set(measures)
+        keep &= np.array([u in wanted for u in uniques] + [False])[codes]  # -1: last, False
     key_codes, key_uniques = [], []
     for key in keys:
         codes, uniques = factors[key]
