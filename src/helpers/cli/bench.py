@@ -33,7 +33,8 @@ def _cmd_bench(args) -> int:
         results = _read_results(output)
     else:
         config = replace(BenchConfig(), repeats=args.repeats,
-                         baseline_repeats=max(1, min(args.repeats, 3)), cores=args.cores)
+                         baseline_repeats=min(args.repeats, BenchConfig().baseline_repeats),
+                         cores=args.cores)
         results = run_benchmarks(config, only=args.only, skip_run=args.skip_run, output=output,
                                  progress=lambda name: print(f"running {name} ...",
                                                              file=sys.stderr, flush=True))
@@ -59,7 +60,7 @@ def add_cli(subparsers) -> None:
                     "that both give the same answers; writes bench/results.json and prints a "
                     f"table. Benchmarks: {', '.join(names)}.")
     parser.add_argument("--repeats", type=int, default=BenchConfig().repeats,
-                        help="timed repeats of the fast side (median; baselines: up to 3)")
+                        help="timed repeats of the fast side (median; baselines: up to 5)")
     parser.add_argument("--only", action="append", choices=names, metavar="NAME",
                         help="run only this benchmark (repeatable)")
     parser.add_argument("--skip-run", action="store_true",
