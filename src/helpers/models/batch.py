@@ -143,6 +143,24 @@ def _matmul_by_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return out
 
 
+def _as_float(column: pd.Series) -> np.ndarray:
+    """A column as floats, missing values (pd.NA too) as NaN."""
+    if isinstance(column.dtype, np.dtype):
+        return column.to_numpy().astype(float, copy=False)
+    return column.to_numpy(dtype=float, na_value=np.nan)
+
+
+def _factorize_sorted(column: pd.Series):
+    """pd.factorize(column, sort=True): codes (-1 where missing) into the sorted distinct values,
+    by factorising in order of appearance and ranking the (few) distinct values."""
+    codes, uniques = column.array.factorize()
+    order = uniques.argsort()
+    rank = np.empty(len(order) + 1, dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    rank[-1] = -1  # code -1 (missing) stays -1
+    return rank[codes], uniques.take(order)
+
+
 def _solve_each(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Batched solve of A x = b; a numerically singular system gives NaN for that series only."""
     try:
@@ -327,7 +345,7 @@ def fit_many(panel: pd.DataFrame, *, measures: Iterable[str] | None = vocab.LOOK
     # straight from the columns: row selection, grouping and placement are numpy index
     # operations on column arrays (no filtered copies of the frame, no groupby).
     keep = np.ones(len(panel), dtype=bool)
-    times = panel[time].to_numpy(dtype=float, na_value=np.nan)
+    times = _as_float(panel[time])
     if start is not None:
         keep &= times >= start
     if end is not None:
@@ -335,7 +353,7 @@ def fit_many(panel: pd.DataFrame, *, measures: Iterable[str] | None = vocab.LOOK
     # Each key column factorised with its distinct values sorted, so that series come out in the
     # order groupby(keys, sort=True) gives (rows with a missing key, e.g. England and regions
     # without an LA code, get code -1 and are left out).
-    factors = {key: pd.factorize(panel[key], sort=True)
+    factors = {key: _factorize_sorted(panel[key])
                for key in dict.fromkeys(keys + (["measure"] if measures is not None
                                                 and "measure" in panel.columns else []))}
     if measures is not None and "measure" in factors:
@@ -366,7 +384,7 @@ def fit_many(panel: pd.DataFrame, *, measures: Iterable[str] | None = vocab.LOOK
                               "filter it to one geography level first")
 
     def column(name):
-        return panel[name].to_numpy(dtype=float, na_value=np.nan)[keep]
+        return _as_float(panel[name])[keep]
 
     y = np.full((S, T), np.nan)
     y[s_pos, t_pos] = column(outcome)
