@@ -182,7 +182,8 @@ def test_series_order_keys_and_rows_as_a_groupby_gives_them(panel):
     data["la_code"] = data["la_code"].astype("string")  # the panel's own dtype (pd.NA)
     res = fit_many(data, measures=["starts", "ceased"], interventions={"ev": EVENT})
     expected = (panel[panel["measure"].isin(["starts", "ceased"])]
-                .groupby(["la_code", "measure"], sort=True).size().reset_index()[["la_code", "measure"]])
+                .groupby(["la_code", "measure"], sort=True).size().reset_index())[["la_code",
+                                                                                    "measure"]]
     got = res.diagnostics[["la_code", "measure"]]
     assert got.to_dict("list") == expected.to_dict("list")
     for frame in (res.effects, res.coefficients, res.diagnostics, res.fitted):

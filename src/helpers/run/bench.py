@@ -26,10 +26,12 @@ Benchmarks (BENCHMARKS, in order):
 Adding a benchmark is one function `bench_NAME(ctx) -> Measured` and one `Benchmark` entry.
 
 Timing: each function is run once untimed (warm-up), then timed in repeats, the fast side and
-its baseline interleaved so both see the same load on a shared machine. A repeat of a fast
-function runs it back to back for at least `block_seconds` and takes the time per call (so one
-stray interruption does not decide it); the garbage collector is paused while timing, as
-`timeit` does. Ratios are of medians; the best times are recorded too.
+its baseline interleaved so both see the same conditions. A repeat of a fast function runs it
+back to back for at least `block_seconds` and takes the time per call; the garbage collector is
+paused while timing, as `timeit` does. Times are the process's CPU seconds (on a shared machine
+the time spent waiting while other users' processes run is not counted; for this single-threaded
+work on an idle machine it is the wall-clock time); wall-clock times are recorded beside them.
+Ratios are of medians; the best times are recorded too.
 
 bench/results.json: the machine (CPU model, cores, memory, Python and package versions; no
 timestamps, no paths), the settings, and a list of {name, title, target, unit, ratio or seconds,
@@ -63,7 +65,8 @@ import statsmodels.api as sm
 
 from helpers import data
 from helpers.checks.common import SEED, child_seed
-from helpers.checks.simulation import batch_fit, fit_pre_period, its_design, loop_fit, simulate_counts
+from helpers.checks.simulation import (batch_fit, fit_pre_period, its_design, loop_fit,
+                                       simulate_counts)
 from helpers.core import paths, timeline
 from helpers.core.errors import CareTrendsError
 from helpers.core.io import atomic_write_json
@@ -115,9 +118,13 @@ class BenchConfig:
 
 @dataclass
 class Timing:
-    """Seconds per call, one figure per timed repeat, and the last call's result."""
+    """Time per call in each timed repeat, and the last call's result. `seconds` is CPU time of
+    this process (what medians and ratios use: on a shared machine, time spent waiting for other
+    users' processes is not counted; for single-threaded work on an idle machine it equals the
+    wall-clock time), `wall_seconds` the wall-clock time."""
 
     seconds: list
+    wall_seconds: list
     calls: int
     result: object = None
 
@@ -129,19 +136,25 @@ class Timing:
     def best(self) -> float:
         return min(self.seconds)
 
+    @property
+    def median_wall(self) -> float:
+        return statistics.median(self.wall_seconds)
+
     def to_dict(self) -> dict:
         return {"median_seconds": self.median, "best_seconds": self.best,
-                "repeats": len(self.seconds), "calls_per_repeat": self.calls}
+                "median_wall_seconds": self.median_wall, "repeats": len(self.seconds),
+                "calls_per_repeat": self.calls}
 
 
-def _run_block(fn: Callable, calls: int) -> tuple[float, object]:
+def _run_block(fn: Callable, calls: int) -> tuple[float, float, object]:
+    """(CPU seconds, wall seconds) per call over `calls` back-to-back calls, and the last result."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        start = time.perf_counter()
+        cpu, wall = time.process_time(), time.perf_counter()
         for _ in range(calls):
             out = fn()
-        return (time.perf_counter() - start) / calls, out
+        return ((time.process_time() - cpu) / calls, (time.perf_counter() - wall) / calls, out)
     finally:
         if enabled:
             gc.enable()
@@ -161,12 +174,13 @@ def compare(fast: Callable, baseline: Callable | None, *, repeats: int, baseline
             fn()
             once = time.perf_counter() - t0
             calls = max(1, min(10_000, math.ceil(block_seconds / max(once, 1e-7))))
-        timings.append(Timing([], calls))
+        timings.append(Timing([], [], calls))
     for i in range(max(n for _, n, _ in sides)):
         for (fn, n, _), timing in zip(sides, timings):
             if i < n:
-                seconds, timing.result = _run_block(fn, timing.calls)
-                timing.seconds.append(seconds)
+                cpu, wall, timing.result = _run_block(fn, timing.calls)
+                timing.seconds.append(cpu)
+                timing.wall_seconds.append(wall)
     return timings[0], (timings[1] if baseline is not None else None)
 
 
@@ -295,7 +309,8 @@ def bench_fit_many(ctx: BenchContext) -> Measured:
         checks=[check("coefficients (log scale)", diff_coef, EXACT),
                 check("standard errors", diff_se, EXACT)],
         details={"series": len(series), "ours": ours.to_dict(), "baseline": base.to_dict(),
-                 "ratio_best": base.best / ours.best})
+                 "ratio_best": base.best / ours.best,
+                 "ratio_wall": base.median_wall / ours.median_wall})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,10 +351,10 @@ def bench_synthetic_control(ctx: BenchContext) -> Measured:
         per_fit.clear()
         weights = []
         for kw in inputs:
-            start = time.perf_counter()
+            start = time.process_time()
             model = pysyncon.Synth()
             model.fit(**kw)
-            per_fit.append(time.perf_counter() - start)
+            per_fit.append(time.process_time() - start)
             weights.append(np.asarray(model.W, float))
         return weights
 
@@ -407,6 +422,7 @@ def bench_synthetic_control(ctx: BenchContext) -> Measured:
                  "baseline_subset_seconds": base.median, "baseline_fits_timed": len(subset),
                  "baseline_seconds_per_fit": per_fit[:], "baseline_scaled_seconds": scaled,
                  "ratio_same_subset": base.median / part.median,
+                 "ratio_wall": base.median_wall / len(subset) * n_fits / full.median_wall,
                  "fits_with_unique_weights": int(n_unique), "la_weights_unique": bool(
                      res.weights_unique)})
 
@@ -448,6 +464,7 @@ def bench_synthetic_did(ctx: BenchContext) -> Measured:
         details={"controls": len(controls), "pre_periods": T0, "ours": ours.to_dict(),
                  "ours_frank_wolfe": fw.to_dict(), "baseline": base.to_dict(),
                  "ratio_frank_wolfe": base.median / fw.median,
+                 "ratio_wall": base.median_wall / ours.median_wall,
                  "estimate_ours": ours.result.estimate, "estimate_theirs": tau_theirs})
 
 
@@ -476,7 +493,8 @@ def bench_its_placebo_in_space(ctx: BenchContext) -> Measured:
     return Measured(
         ratio=base.median / ours.median, ours_seconds=ours.median, baseline_seconds=base.median,
         checks=[check("effects (ratio, interval, p-value)", diff, EXACT)],
-        details={"series": len(series), "ours": ours.to_dict(), "baseline": base.to_dict()})
+        details={"series": len(series), "ours": ours.to_dict(), "baseline": base.to_dict(),
+                 "ratio_wall": base.median_wall / ours.median_wall})
 
 
 def bench_calibration_batch(ctx: BenchContext) -> Measured:
@@ -516,7 +534,8 @@ def bench_calibration_batch(ctx: BenchContext) -> Measured:
         note=f"{c.calibration_sims} simulated monthly series ({MONTHLY_N} months, "
              f"{MONTHLY_POST} after), methods {', '.join(CALIBRATION_METHODS)}",
         details={"replicates": c.calibration_sims, "methods": list(CALIBRATION_METHODS),
-                 "ours": ours.to_dict(), "baseline": base.to_dict()})
+                 "ours": ours.to_dict(), "baseline": base.to_dict(),
+                 "ratio_wall": base.median_wall / ours.median_wall})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -586,7 +605,8 @@ def bench_care_trends_run(ctx: BenchContext) -> Measured:
     run = bench_run(cores=ctx.config.cores)
     seconds = run.pop("seconds")
     return Measured(seconds=seconds, ours_seconds=seconds,
-                    checks=[check("the run's exit code", run["returncode"], ok=run["returncode"] == 0)],
+                    checks=[check("the run's exit code", run["returncode"],
+                                  ok=run["returncode"] == 0)],
                     note="both analyses, every notebook", details=run)
 
 
@@ -839,10 +859,12 @@ def readme_table(results: dict) -> str:
     rows.append("")
     rows.append(f"Measured by `care-trends bench` on {m['cpu']} ({m['cores']} cores, "
                 f"{m['memory_gb']} GB), Python {m['python']}, numpy "
-                f"{m['packages'].get('numpy')}: medians of {settings.get('repeats')} repeats "
-                f"(baselines up to {settings.get('baseline_repeats')}; pysyncon once), fast side "
-                f"and baseline interleaved; load average {m.get('load_average_before')} at the "
-                "start (a shared machine). The full figures and machine: `bench/results.json`.")
+                f"{m['packages'].get('numpy')}: the process's CPU time per call, medians of "
+                f"{settings.get('repeats')} repeats (baselines up to "
+                f"{settings.get('baseline_repeats')}; pysyncon once), fast side and baseline "
+                f"interleaved; the whole run in wall-clock time. Load average "
+                f"{m.get('load_average_before')} at the start (a shared machine). Wall-clock "
+                "times, best times and the machine in full: `bench/results.json`.")
     return "\n".join(rows)
 
 
