@@ -604,10 +604,15 @@ def bench_run(cores: int = 2, command: list[str] | None = None) -> dict:
 def bench_care_trends_run(ctx: BenchContext) -> Measured:
     run = bench_run(cores=ctx.config.cores)
     seconds = run.pop("seconds")
-    return Measured(seconds=seconds, ours_seconds=seconds,
+    cpu = run.get("cpu_seconds")
+    note = "both analyses, every notebook"
+    if cpu:
+        note += (f"; {cpu:.0f} CPU seconds in all (so at best {cpu / run['cores']:.0f} s on "
+                 f"{run['cores']} idle cores), peak memory {run['peak_memory_mb']:.0f} MB")
+    return Measured(seconds=seconds, ours_seconds=seconds, note=note,
                     checks=[check("the run's exit code", run["returncode"],
                                   ok=run["returncode"] == 0)],
-                    note="both analyses, every notebook", details=run)
+                    details=run)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -851,7 +856,8 @@ def readme_table(results: dict) -> str:
         ours, base = _times(r)
         baseline = f"{r['baseline']}, {base}" if base else r["baseline"]
         title = r["title"] + (f" ({r['note']})" if r.get("note") else "")
-        cells = [title, ours, baseline, _figure(r), _target(r), _met_word(r),
+        ratio = "-" if r.get("unit") == "seconds" and not r.get("skipped") else _figure(r)
+        cells = [title, ours, baseline or "-", ratio, _target(r), _met_word(r),
                  _agreement(r) or r.get("skipped", "")]
         rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     m = results["machine"]
