@@ -168,3 +168,36 @@ def test_cli_reads_existing_figures(tmp_path, monkeypatch, capsys):
     assert args.skip_run and args.only == ["fit_many"] and args.repeats == 2
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["bench", "--only", "nope"])
+
+
+def test_measuring_process_holds_blas_to_one_thread_and_the_run_gets_it_back(monkeypatch):
+    for key in bench.ONE_BLAS_THREAD:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # the user's own setting
+    assert not bench.blas_single_threaded()
+    env = bench.one_blas_thread_env()
+    assert all(env[k] == "1" for k in bench.ONE_BLAS_THREAD)
+    monkeypatch.setattr(bench.os, "environ", env)
+    assert bench.blas_single_threaded()
+    assert bench.machine()["blas_threads"].startswith("1")
+    user = bench._user_env()
+    assert user["OMP_NUM_THREADS"] == "4" and "OPENBLAS_NUM_THREADS" not in user
+    assert bench.BLAS_BEFORE not in user
+
+
+def test_cli_hands_measuring_to_a_process_with_one_blas_thread(monkeypatch):
+    for key in bench.ONE_BLAS_THREAD:
+        monkeypatch.delenv(key, raising=False)
+    seen = {}
+
+    def fake_call(command, env):
+        seen.update(command=command, env=env)
+        return 0
+
+    monkeypatch.setattr(cli_bench.subprocess, "call", fake_call)
+    args = cli.build_parser().parse_args(["bench", "--skip-run", "--only", "fit_many", "--only",
+                                          "synthetic_did", "--repeats", "3", "--update-readme"])
+    assert cli_bench._cmd_bench(args) == 0
+    assert seen["env"]["OPENBLAS_NUM_THREADS"] == "1"
+    again = cli.build_parser().parse_args(seen["command"][3:])  # after: python -m helpers
+    assert vars(again) == vars(args)

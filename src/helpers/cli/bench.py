@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from helpers.core import paths
 from helpers.core.errors import CareTrendsError
-from helpers.run.bench import (BenchConfig, benchmark_names, default_output, format_table,
+from helpers.run.bench import (BenchConfig, benchmark_names, blas_single_threaded,
+                               default_output, format_table, one_blas_thread_env,
                                run_benchmarks, update_readme)
 
 
@@ -23,12 +25,28 @@ def _read_results(path: Path) -> dict:
                               "run `care-trends bench` again to rewrite it")
 
 
+def _bench_argv(args) -> list[str]:
+    """The `bench` command line that `args` came from."""
+    argv = ["bench", "--repeats", str(args.repeats), "--cores", str(args.cores)]
+    for name in args.only or []:
+        argv += ["--only", name]
+    if args.output:
+        argv += ["--output", str(args.output)]
+    argv += [flag for flag, on in (("--skip-run", args.skip_run),
+                                   ("--update-readme", args.update_readme)) if on]
+    return argv
+
+
 def _cmd_bench(args) -> int:
     if args.repeats < 1:
         raise CareTrendsError("--repeats must be at least 1, e.g. --repeats 7")
     if args.cores < 1:
         raise CareTrendsError("--cores must be at least 1, e.g. --cores 2")
     output = args.output or default_output()
+    if not args.from_results and not blas_single_threaded():
+        # Measure in a fresh process with BLAS on one thread (see helpers.run.bench).
+        return subprocess.call([sys.executable, "-m", "helpers", *_bench_argv(args)],
+                               env=one_blas_thread_env())
     if args.from_results:
         results = _read_results(output)
     else:

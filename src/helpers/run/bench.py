@@ -31,7 +31,9 @@ back to back for at least `block_seconds` and takes the time per call; the garba
 paused while timing, as `timeit` does. Times are the process's CPU seconds (on a shared machine
 the time spent waiting while other users' processes run is not counted; for this single-threaded
 work on an idle machine it is the wall-clock time); wall-clock times are recorded beside them.
-Ratios are of medians; the best times are recorded too.
+Ratios are of medians; the best times are recorded too. `care-trends bench` measures in a
+process with the BLAS libraries held to one thread (ONE_BLAS_THREAD), for both sides alike; the
+timed whole run gets the user's settings back.
 
 bench/results.json: the machine (CPU model, cores, memory, Python and package versions; no
 timestamps, no paths), the settings, and a list of {name, title, target, unit, ratio or seconds,
@@ -43,6 +45,7 @@ passes. The README's table is generated from it (`readme_table`, `care-trends be
 from __future__ import annotations
 
 import gc
+import json
 import math
 import os
 import platform
@@ -87,6 +90,15 @@ try:
 except ImportError:  # pragma: no cover
     synthdid = None
 
+#: Environment variables that hold the BLAS libraries (OpenBLAS, MKL, OpenMP, Accelerate) to one
+#: thread. Every product timed here is small; on a busy 2-core machine a BLAS library that hands
+#: such products to all cores makes them many times slower (pysyncon's fits, measured: 0.5-1 CPU
+#: seconds each against 0.08 on one thread), which would time the machine's contention rather
+#: than the code. `care-trends bench` therefore measures in a process started with these set.
+ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                   "VECLIB_MAXIMUM_THREADS": "1"}
+#: Set in that process: the variables' values before, so the timed `care-trends run` gets them back.
+BLAS_BEFORE = "CARE_TRENDS_BENCH_BLAS_BEFORE"
 #: The README block `--update-readme` rewrites.
 README_START = "<!-- bench-table:start (care-trends bench --update-readme) -->"
 README_END = "<!-- bench-table:end -->"
@@ -574,7 +586,7 @@ def bench_run(cores: int = 2, command: list[str] | None = None) -> dict:
     except ImportError:
         resource = None
 
-    env = dict(os.environ, PYTHONHASHSEED="0", MPLBACKEND="Agg")
+    env = dict(_user_env(), PYTHONHASHSEED="0", MPLBACKEND="Agg")  # the run as users run it
     before = resource.getrusage(resource.RUSAGE_CHILDREN) if resource else None
     start = time.perf_counter()
     # Output goes to a file, not a pipe: a chatty run could fill a pipe and stall.
@@ -700,8 +712,32 @@ def machine() -> dict:
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
             "system": f"{platform.system()} {platform.machine()}",
             "python": platform.python_version(), "blas": _blas(),
+            "blas_threads": "1 (held for timing)" if blas_single_threaded() else "library default",
             "packages": {name: _version(name) for name in (
                 "numpy", "scipy", "pandas", "statsmodels", "pysyncon", "synthdid-py")}}
+
+
+def blas_single_threaded() -> bool:
+    """Whether this process was started with BLAS held to one thread (ONE_BLAS_THREAD)."""
+    return all(os.environ.get(k) == v for k, v in ONE_BLAS_THREAD.items())
+
+
+def one_blas_thread_env() -> dict:
+    """The environment for a benchmark process: BLAS on one thread, the previous values kept."""
+    before = {k: os.environ.get(k) for k in ONE_BLAS_THREAD}
+    return dict(os.environ, **ONE_BLAS_THREAD, **{BLAS_BEFORE: json.dumps(before)})
+
+
+def _user_env() -> dict:
+    """This process's environment with the BLAS variables as the user had them."""
+    env = dict(os.environ)
+    before = json.loads(env.pop(BLAS_BEFORE, "null"))
+    for key, value in (before or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
 
 
 def _load() -> float | None:
@@ -868,7 +904,8 @@ def readme_table(results: dict) -> str:
                 f"{m['packages'].get('numpy')}: the process's CPU time per call, medians of "
                 f"{settings.get('repeats')} repeats (baselines up to "
                 f"{settings.get('baseline_repeats')}; pysyncon once), fast side and baseline "
-                f"interleaved; the whole run in wall-clock time. Load average "
+                f"interleaved, BLAS {m.get('blas_threads')}; the whole run in wall-clock time. "
+                f"Load average "
                 f"{m.get('load_average_before')} at the start (a shared machine). Wall-clock "
                 "times, best times and the machine in full: `bench/results.json`.")
     return "\n".join(rows)
