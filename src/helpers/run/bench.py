@@ -904,10 +904,10 @@ def readme_table(results: dict) -> str:
                 f"{m['packages'].get('numpy')}: the process's CPU time per call, medians of "
                 f"{settings.get('repeats')} repeats (baselines up to "
                 f"{settings.get('baseline_repeats')}; pysyncon once), fast side and baseline "
-                f"interleaved, BLAS {m.get('blas_threads')}; the whole run in wall-clock time. "
-                f"Load average "
-                f"{m.get('load_average_before')} at the start (a shared machine). Wall-clock "
-                "times, best times and the machine in full: `bench/results.json`.")
+                f"interleaved, BLAS threads {m.get('blas_threads')}; the whole run in wall-clock "
+                f"time. Load average {m.get('load_average_before')} at the start (a shared "
+                "machine). Wall-clock times, best times and the machine in full: "
+                "`bench/results.json`.")
     return "\n".join(rows)
 
 
