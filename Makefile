@@ -42,7 +42,7 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/care-trends bench
+	$(BIN)/care-trends bench --update-readme
 
 clean:
 	rm -rf $(VENV) reports

@@ -169,3 +169,61 @@ def test_monthly_with_season_column_equals_fit_its_and_wrapper():
     theirs = one.effects.sort_values("effect")
     for col in ("estimate", "ci_low", "ci_high", "p_value"):
         np.testing.assert_allclose(mine[col].to_numpy(), theirs[col].to_numpy(), atol=1e-8, rtol=0)
+
+
+# ------------------------------------------------------------- the fast paths change no number
+
+def test_series_order_keys_and_rows_as_a_groupby_gives_them(panel):
+    """Series come out in groupby(keys, sort=True) order with the keys' values and text dtype;
+    rows without a key value (national totals) and measures not asked for are left out."""
+    shuffled = panel.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    national = shuffled.head(16).assign(la_code=pd.NA, year=range(2010, 2026))
+    data = pd.concat([shuffled, national], ignore_index=True)
+    data["la_code"] = data["la_code"].astype("string")  # the panel's own dtype (pd.NA)
+    res = fit_many(data, measures=["starts", "ceased"], interventions={"ev": EVENT})
+    expected = (panel[panel["measure"].isin(["starts", "ceased"])]
+                .groupby(["la_code", "measure"], sort=True).size().reset_index())[["la_code",
+                                                                                    "measure"]]
+    got = res.diagnostics[["la_code", "measure"]]
+    assert got.to_dict("list") == expected.to_dict("list")
+    for frame in (res.effects, res.coefficients, res.diagnostics, res.fitted):
+        assert str(frame["la_code"].dtype) == "str" and str(frame["measure"].dtype) == "str"
+    assert str(res.effects["effect"].dtype) == "str" and set(res.effects["scale"]) == {"ratio"}
+    one = fit_many(panel, measures=["ceased"], interventions={"ev": EVENT}, keys=("la_code",))
+    assert list(one.diagnostics.columns[:1]) == ["la_code"] and len(one.diagnostics) == 12
+    with pytest.raises(CareTrendsError, match="more than one row"):
+        fit_many(panel, interventions={"ev": EVENT}, keys=("la_code",))
+
+
+def test_irls_per_series_designs_and_blocked_products_equal_the_shared_design():
+    """irls_poisson with one design for all series (matrix products in row blocks, only the
+    still-active series iterated) equals the same fit with a design per series and
+    statsmodels, to 1e-8; degenerate series fail alike."""
+    from helpers.models import batch
+
+    rng = np.random.default_rng(7)
+    S, T = 260, 60
+    t = np.arange(T, dtype=float)
+    X = np.column_stack([np.ones(T), t / T, t >= 40, np.maximum(0, t - 40) / T, np.sin(t / 3)])
+    y = rng.poisson(np.exp(3 + 0.3 * t / T + rng.normal(0, 0.1, (S, 1))), (S, T)).astype(float)
+    y[0] = 0.0  # all zeros: no MLE
+    mask = np.ones((S, T), dtype=bool)
+    mask[1, 40:] = False  # nothing after the event: not estimable
+    mask[2, ::7] = False  # a few suppressed points
+    offset = np.where(mask, rng.normal(0, 0.05, (S, T)), 0.0)
+    old_block = batch._SINGLE_THREAD_PRODUCT
+    try:
+        batch._SINGLE_THREAD_PRODUCT = 50 * T  # force many row blocks
+        shared = batch.irls_poisson(X, y, offset, mask)
+    finally:
+        batch._SINGLE_THREAD_PRODUCT = old_block
+    per_series = batch.irls_poisson(np.broadcast_to(X, (S, T, X.shape[1])).copy(), y, offset, mask)
+    for a, b in zip(shared, per_series):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert list(shared[4][:3]) == [False, False, True] and shared[4][3:].all()
+    for s in (2, 3, 100):
+        keep = mask[s]
+        fit = sm.GLM(y[s, keep], X[keep], family=sm.families.Poisson(),
+                     offset=offset[s, keep]).fit(tol=1e-12)
+        np.testing.assert_allclose(shared[0][s], fit.params, atol=1e-8, rtol=0)
+        np.testing.assert_allclose(np.sqrt(np.diag(shared[1][s])), fit.bse, atol=1e-8, rtol=0)
