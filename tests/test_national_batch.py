@@ -129,6 +129,10 @@ def test_batch_folders_are_the_notebook_runs(tmp_path):
                 entry.pop("seconds")
         assert manifests[0] == manifests[1]
     assert "<script" not in other["03_its.html"].decode()
+    national_file = [json.loads((tmp_path / engine / "all-las" / "results.json").read_text())
+                     for engine in ("notebooks", "batch")]
+    assert national_file[0] == national_file[1]
+    assert [r["analysis"] for r in national_file[1]] == ["derby"] * 6 + ["stoke-on-trent"] * 6
 
 
 # ============================================================================ Dask
@@ -201,6 +205,26 @@ def test_stopped_run_resumes_with_the_rest(tmp_path, monkeypatch):
     published.clear()
     national.run_all_las(changed, las=LAS, out_dir=out, workers=1, progress=False)
     assert len(published) == 3
+
+
+def test_journal_is_keyed_by_data_code_and_notebooks(tmp_path, monkeypatch):
+    """A stopped run's journal is used only with the same data files, code and notebooks."""
+    notebooks = [paths.notebooks_dir() / f"{stem}.ipynb" for stem in batch_pages.BUILDERS]
+    key = national_batch.run_key(notebooks)
+    national_batch.write_journal(tmp_path, key, {"derby": "abc"})
+    assert national_batch.read_journal(tmp_path, key) == {"derby": "abc"}
+    assert national_batch.run_key(notebooks[:2]) != key
+    edited = tmp_path / "processed"
+    edited.mkdir()
+    for path in paths.processed_dir().glob("*"):
+        if path.is_file():
+            (edited / path.name).write_bytes(path.read_bytes())
+    assert national_batch.run_key(notebooks) == key
+    monkeypatch.setenv(paths.PROCESSED_DIR_ENV, str(edited))
+    assert national_batch.run_key(notebooks) == key  # the same files elsewhere
+    with (edited / "cla_panel_provenance.json").open("a") as handle:
+        handle.write("\n")
+    assert national_batch.read_journal(tmp_path, national_batch.run_key(notebooks)) == {}
 
 
 def _cli(args, env, **kwargs):

@@ -83,10 +83,13 @@ def _fit_group(specs: list[Analysis], panel: pd.DataFrame) -> dict[str, dict[str
     rows = _series_rows(panel, sorted({s.la_code for s in specs}), first)
     if rows.empty:
         return {}
-    many = fit_many(rows, measures=first.outcomes, interventions=kwargs["interventions"],
-                    effects=kwargs["effects"], phase_in=kwargs["phase_in"], lag=kwargs["lag"],
-                    family=first.family, time=TIME, offset=OFFSET,
-                    start=first.start_year, end=first.end_year)
+    try:
+        many = fit_many(rows, measures=first.outcomes, interventions=kwargs["interventions"],
+                        effects=kwargs["effects"], phase_in=kwargs["phase_in"],
+                        lag=kwargs["lag"], family=first.family, time=TIME, offset=OFFSET,
+                        start=first.start_year, end=first.end_year)
+    except CareTrendsError:  # e.g. a year given twice for one LA: the single fits say where
+        return {}
     series = _SeriesTable(many, rows)
     out = {}
     for spec in specs:

@@ -91,9 +91,10 @@ class LocalPool:
         for _ in range(self.workers):
             self._pool.submit(_warm_worker)
 
-    def submit(self, job, fn=execute) -> cf.Future:
-        """Run `fn(job)` on a worker (default: a notebook job); `fn` must be a module-level
-        function, so it can be sent to a worker."""
+    def submit(self, job, fn=None) -> cf.Future:
+        """Run `fn(job)` on a worker (default: `execute`, a notebook job); `fn` must be a
+        module-level function, so it can be sent to a worker."""
+        fn = fn or execute
         if self._pool is None:
             future: cf.Future = cf.Future()
             future.set_result(fn(job))
@@ -178,8 +179,8 @@ class DaskPool:
 
     parallel = True
 
-    def submit(self, job, fn=execute) -> cf.Future:
-        return self._executor.submit(fn, job)
+    def submit(self, job, fn=None) -> cf.Future:
+        return self._executor.submit(fn or execute, job)
 
     def restart(self) -> None:
         """A timed-out job on a cluster is abandoned, not killed: the cluster carries on."""

@@ -14,12 +14,13 @@ its inputs and brings its outputs back, so no shared filesystem is needed):
   (`helpers.run.runner.run_analyses`), with the executed notebooks beside the pages.
 
 One LA failing (e.g. suppressed counts) is reported in the summary and does not stop the others.
-Outputs: `<out_dir>/all-las/<slug>/` per LA, `<out_dir>/all-las/index.html` and
-`<out_dir>/all-las/summary.json`.
+Outputs: `<out_dir>/all-las/<slug>/` per LA, `<out_dir>/all-las/index.html`,
+`<out_dir>/all-las/summary.json` and every LA's estimates in `<out_dir>/all-las/results.json`.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -73,6 +74,22 @@ def specs_for(template=None, las=None) -> tuple[list[specs.Analysis], list[dict]
 
 
 ENGINES = ("batch", "notebooks")
+#: Every LA's records in one file (all-las/results.json), in LA order.
+RESULTS = "results.json"
+
+
+def national_records(target_root: Path, summary: list[dict]) -> list[dict]:
+    """The records of every LA published (its results.json), in the summary's order."""
+    records = []
+    for row in summary:
+        if not row["ok"]:
+            continue
+        try:
+            records.extend(json.loads((target_root / row["analysis"] / RESULTS).read_text(
+                encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return records
 
 
 def run_all_las(template=None, out_dir=None, *, las=None, scheduler=None,
@@ -131,6 +148,8 @@ def run_all_las(template=None, out_dir=None, *, las=None, scheduler=None,
             summary.append(row)
         summary.sort(key=lambda r: str(r["analysis"]))
         atomic_write_json(target_root / "summary.json", summary)
+        atomic_write_json(target_root / RESULTS, national_records(target_root, summary),
+                          sort_keys=False)
         build_index(target_root)
     failed = [r for r in summary if not r["ok"]]
     print(f"all LAs: {len(summary) - len(failed)} of {len(summary)} analyses written to "

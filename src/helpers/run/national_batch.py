@@ -57,6 +57,11 @@ from helpers.run import batch_pages, runner
 from helpers.run.publish import MANIFEST, add_answer_to_pages, page_header, render_page
 from helpers.spec import Analysis
 
+try:
+    import resource  # CPU seconds of finished child processes (the benchmark; not on Windows)
+except ImportError:  # pragma: no cover - Windows
+    resource = None
+
 #: The journal of a national batch in progress (in the all-las folder).
 JOURNAL = ".batch-progress.json"
 #: LAs per job at most (a stopped run loses at most a chunk of work).
@@ -249,7 +254,7 @@ def run_batch(specs: list[Analysis], target_root, pool, *, notebook_dir=None,
 
     fits, errors = ({}, {})
     if ITS_STEM in stems and todo:
-        fits, errors = its_for_many([s for s in todo])
+        fits, errors = its_for_many(todo)
     for name, message in errors.items():
         results[name] = runner.failure_message(
             name, {"stem": ITS_STEM, "ename": "CareTrendsError", "evalue": message}, None)
@@ -287,7 +292,7 @@ def run_batch(specs: list[Analysis], target_root, pool, *, notebook_dir=None,
 
     clean = False
     try:
-        _drive(pool, jobs, finished, timeout, results)
+        _drive(pool, jobs, finished, timeout)
         clean = True
     finally:
         bar.close()
@@ -311,7 +316,7 @@ def _without_outputs(notebook: Path) -> bytes:
     return nbformat.writes(nb).encode("utf-8")
 
 
-def _drive(pool, jobs: list[PagesJob], finished, timeout: float, results: dict) -> None:
+def _drive(pool, jobs: list[PagesJob], finished, timeout: float) -> None:
     """Keep the workers busy with `jobs` (a few queued ahead of them). A job whose worker dies
     is run again LA by LA (`WORKER_DEATH_RETRIES` times) before its LAs are reported failed;
     a job over its deadline (`timeout` seconds per LA) fails its LAs and the workers restart."""
@@ -377,42 +382,57 @@ def bench_national(template=None, la: str = "861", workers: int = 2,
     """Wall time of `care-trends run TEMPLATE --all-las` (every LA, the batch) against one LA's
     run of the same template through the papermill runner (`--la LA --notebooks`), each a fresh
     `care-trends` process in this session, and optionally the batch on local Dask clusters of
-    each size in `dask_workers` (one thread per worker). Returns seconds, LAs and ratios."""
+    each size in `dask_workers` (one thread per worker). Returns wall and CPU seconds (the CPU
+    of the run's processes, workers and kernels: what a busy shared machine does not change),
+    LAs, ratios and the load average around the runs."""
     template = template or "templates/all-las"
     root = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="care-trends-bench-"))
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     base = [sys.executable, "-m", "helpers", "run", str(template), "--all-las", "--no-progress",
             "--workers", str(workers)]
 
-    def timed(args: list[str], out: Path) -> float:
+    def timed(args: list[str], out: Path) -> tuple[float, float]:
+        """Wall seconds, and CPU seconds of the process and its workers and kernels."""
         shutil.rmtree(out, ignore_errors=True)
-        start = time.monotonic()
+        cpu_before, start = _children_cpu_seconds(), time.monotonic()
         proc = subprocess.run(base + args + ["--reports-dir", str(out)], env=env,
                               capture_output=True, text=True)
-        seconds = time.monotonic() - start
+        seconds, used = time.monotonic() - start, _children_cpu_seconds() - cpu_before
         if proc.returncode not in (0, 1):  # 1: some LAs failed (reported in summary.json)
             raise CareTrendsError(f"benchmark run failed: {proc.stderr.strip()[-300:]}")
-        return seconds
+        return round(seconds, 1), round(used, 1)
 
-    one = timed(["--la", la, "--notebooks"], root / "one-la")
-    every = timed([], root / "batch")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+    one, one_cpu = timed(["--la", la, "--notebooks"], root / "one-la")
+    every, every_cpu = timed([], root / "batch")
     summary = json.loads((root / "batch" / "all-las" / "summary.json").read_text())
-    out = {"one_la_notebooks_seconds": round(one, 1), "all_las_batch_seconds": round(every, 1),
+    out = {"one_la_notebooks_seconds": one, "one_la_notebooks_cpu_seconds": one_cpu,
+           "all_las_batch_seconds": every, "all_las_batch_cpu_seconds": every_cpu,
            "las": len(summary), "las_ok": sum(1 for r in summary if r["ok"]),
            "ratio_all_to_one": round(every / one, 2), "workers": workers,
-           "cores": os.cpu_count()}
+           "cores": os.cpu_count(), "load_average_before": round(load, 2),
+           "load_average_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg")
+           else math.nan}
     if dask_workers:
         from distributed import LocalCluster  # a project dependency, needed only here
 
         dask = {}
-        for n in dask_workers:
+        for n in dask_workers:  # wall seconds (the cluster's workers are not our children)
             with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                               host="127.0.0.1", dashboard_address=None) as cluster:
-                dask[n] = round(timed(["--scheduler", cluster.scheduler_address],
-                                      root / f"dask-{n}"), 1)
+                dask[n] = timed(["--scheduler", cluster.scheduler_address],
+                                root / f"dask-{n}")[0]
         out["dask_seconds"] = dask
         if 1 in dask:
             out["dask_speedup"] = {n: round(dask[1] / s, 2) for n, s in dask.items()}
     if folder is None:
         shutil.rmtree(root, ignore_errors=True)
     return out
+
+
+def _children_cpu_seconds() -> float:
+    """CPU seconds of this process' finished children and theirs (NaN where unknown)."""
+    if resource is None:
+        return math.nan
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
