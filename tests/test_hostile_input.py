@@ -195,6 +195,7 @@ FLAG_CASES = [
     ("--scheduler without --all-las", ["{yaml}", "--scheduler", "tcp://h:8786"],
      "only applies with"),
     ("--la without --all-las", ["{yaml}", "--la", "Derby"], "only applies with"),
+    ("--notebooks without --all-las", ["{yaml}", "--notebooks"], "only applies with"),
     ("--workers 0", ["{yaml}", "--workers", "0"], "--workers 0: give at least 1"),
     ("--workers -3", ["{yaml}", "--workers", "-3"], "give at least 1"),
     ("--workers abc", ["{yaml}", "--workers", "abc"], "invalid int value: 'abc'"),

@@ -42,6 +42,10 @@ def add_cli(subparsers) -> None:
                      help="with --all-las: only these LAs (repeat the option)")
     run.add_argument("--scheduler", metavar="ADDRESS", default=None,
                      help="Dask scheduler address for --all-las (default: local processes)")
+    run.add_argument("--notebooks", action="store_true",
+                     help="with --all-las: execute each LA's notebooks with papermill (slower; "
+                          "the executed notebooks are published beside the pages) instead of "
+                          "the batch, which builds the same pages without a kernel per LA")
     run.set_defaults(handler=_cli_run)
 
     refresh = subparsers.add_parser(
@@ -66,6 +70,9 @@ def _check_flags(args) -> Path:
         raise CareTrendsError("--scheduler only applies with --all-las")
     if args.la and not args.all_las:
         raise CareTrendsError("--la only applies with --all-las")
+    if args.notebooks and not args.all_las:
+        raise CareTrendsError("--notebooks only applies with --all-las (a single analysis "
+                              "always runs its notebooks)")
     if args.scheduler:
         check_scheduler_address(args.scheduler)
     if args.notebooks_dir is not None and not Path(args.notebooks_dir).is_dir():
@@ -123,7 +130,8 @@ def _cli_run(args) -> int:
         summary = national.run_all_las(
             template, reports_root, las=args.la,
             scheduler=args.scheduler, workers=args.workers, notebook_dir=args.notebooks_dir,
-            only=args.only, timeout=args.timeout, progress=not args.no_progress)
+            only=args.only, timeout=args.timeout, progress=not args.no_progress,
+            engine="notebooks" if args.notebooks else None)
         build_index(reports_root, order=specs.list_analyses())
         return 1 if any(not r["ok"] for r in summary) else 0
 

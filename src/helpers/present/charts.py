@@ -118,16 +118,27 @@ class DataLink:
         return f"{self.text}: {self.href}" if self.href else ""
 
 
+#: The words of the link under a chart to its numbers.
+DATA_LINK_TEXT = "The numbers behind this chart"
+
+
 def data_link(table: pd.DataFrame, filename: str, *, write: bool,
-              text: str = "The numbers behind this chart") -> DataLink:
+              text: str = DATA_LINK_TEXT) -> DataLink:
     """Write the numbers behind a chart to `filename` (CSV, beside the page) and return a link to
     it; with `write=False` (a notebook run outside the runner) nothing is written or linked.
     Episode-data counts must already be small-count safe (`helpers.ssda903.chart_counts`)."""
     if not write:
         return DataLink(None, text)
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", filename)
-    table.to_csv(safe, index=False)
+    safe, content = chart_csv(table, filename)
+    with open(safe, "wb") as handle:
+        handle.write(content)
     return DataLink(safe, text)
+
+
+def chart_csv(table: pd.DataFrame, filename: str) -> tuple[str, bytes]:
+    """The file name (made safe) and CSV bytes `data_link` publishes for a chart's numbers."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", filename)
+    return safe, table.to_csv(index=False).encode("utf-8")
 
 
 # --------------------------------------------------------------------------------------------

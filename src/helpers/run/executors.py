@@ -1,5 +1,6 @@
 """Where notebook jobs run. The scheduler (`helpers.run.runner`) only needs `submit(job)`
-returning a concurrent.futures Future, `workers`, `parallel`, `restart()` and `close()`:
+(or `submit(job, fn)` for another kind of job, e.g. the national batch's pages) returning a
+concurrent.futures Future, `workers`, `parallel`, `restart()` and `close()`:
 
 - `LocalPool`: spawned worker processes on this machine (or, with one worker, in-process);
 - `DaskPool`: the workers of a Dask distributed cluster, through the client's
@@ -18,7 +19,7 @@ import sys
 import psutil
 
 from helpers.core.errors import CareTrendsError
-from helpers.run.execute import NotebookJob, execute
+from helpers.run.execute import execute
 
 DEFAULT_WORKERS = 2
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -90,12 +91,15 @@ class LocalPool:
         for _ in range(self.workers):
             self._pool.submit(_warm_worker)
 
-    def submit(self, job: NotebookJob) -> cf.Future:
+    def submit(self, job, fn=None) -> cf.Future:
+        """Run `fn(job)` on a worker (default: `execute`, a notebook job); `fn` must be a
+        module-level function, so it can be sent to a worker."""
+        fn = fn or execute
         if self._pool is None:
             future: cf.Future = cf.Future()
-            future.set_result(execute(job))
+            future.set_result(fn(job))
             return future
-        return self._pool.submit(execute, job)
+        return self._pool.submit(fn, job)
 
     def restart(self) -> None:
         """Stop every worker (a notebook over its timeout) and start fresh ones."""
@@ -175,8 +179,8 @@ class DaskPool:
 
     parallel = True
 
-    def submit(self, job: NotebookJob) -> cf.Future:
-        return self._executor.submit(execute, job)
+    def submit(self, job, fn=None) -> cf.Future:
+        return self._executor.submit(fn or execute, job)
 
     def restart(self) -> None:
         """A timed-out job on a cluster is abandoned, not killed: the cluster carries on."""

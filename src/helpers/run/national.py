@@ -1,20 +1,26 @@
-"""An analysis for every LA: `care-trends run --all-las [--scheduler ADDRESS]`.
+"""An analysis for every LA: `care-trends run --all-las [--scheduler ADDRESS] [--notebooks]`.
 
 Each LA's specification comes from one template (default `notebooks/params/templates/all-las.yaml`;
-any string in it may use `{la}`, `{la_code}` and `{slug}`), validated like any analysis. All the
-LAs' notebooks then go through the same scheduler as a single analysis
-(`helpers.run.runner.run_analyses`): on local worker processes by default, or on a Dask
-distributed cluster with `scheduler="tcp://host:8786"` (workers need the same checkout and
-environment; each job carries its notebook and inputs and brings its outputs back, so no shared
-filesystem is needed).
+any string in it may use `{la}`, `{la_code}` and `{slug}`), validated like any analysis. Two
+engines publish them, on local worker processes by default or on a Dask distributed cluster with
+`scheduler="tcp://host:8786"` (workers need the same checkout and environment; each job carries
+its inputs and brings its outputs back, so no shared filesystem is needed):
+
+- "batch" (the default when the template's notebooks allow it): every LA's estimates from one
+  vectorised fit and each LA's pages built without a kernel, resumable after a stop
+  (`helpers.run.national_batch`);
+- "notebooks" (`--notebooks`, and whenever the batch cannot publish the template): every LA's
+  notebooks executed with papermill by the same scheduler as a single analysis
+  (`helpers.run.runner.run_analyses`), with the executed notebooks beside the pages.
 
 One LA failing (e.g. suppressed counts) is reported in the summary and does not stop the others.
-Outputs: `<out_dir>/all-las/<slug>/` per LA, `<out_dir>/all-las/index.html` and
-`<out_dir>/all-las/summary.json`.
+Outputs: `<out_dir>/all-las/<slug>/` per LA, `<out_dir>/all-las/index.html`,
+`<out_dir>/all-las/summary.json` and every LA's estimates in `<out_dir>/all-las/results.json`.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +30,7 @@ from helpers.core import paths, vocab
 from helpers.core.errors import CareTrendsError
 from helpers.core.io import atomic_write_json
 from helpers.models.national import local_authorities
+from helpers.run import national_batch
 from helpers.run.executors import DEFAULT_WORKERS, DaskPool, LocalPool
 from helpers.run.publish import build_index
 from helpers.run.runner import DEFAULT_TIMEOUT, run_analyses
@@ -66,23 +73,65 @@ def specs_for(template=None, las=None) -> tuple[list[specs.Analysis], list[dict]
     return ok, failed
 
 
+ENGINES = ("batch", "notebooks")
+#: Every LA's records in one file (all-las/results.json), in LA order.
+RESULTS = "results.json"
+
+
+def national_records(target_root: Path, summary: list[dict]) -> list[dict]:
+    """The records of every LA published (its results.json), in the summary's order."""
+    records = []
+    for row in summary:
+        if not row["ok"]:
+            continue
+        try:
+            records.extend(json.loads((target_root / row["analysis"] / RESULTS).read_text(
+                encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return records
+
+
 def run_all_las(template=None, out_dir=None, *, las=None, scheduler=None,
                 workers: int = DEFAULT_WORKERS, notebook_dir=None, only=None,
-                timeout: float = DEFAULT_TIMEOUT, progress: bool = True) -> list[dict]:
+                timeout: float = DEFAULT_TIMEOUT, progress: bool = True,
+                engine: str | None = None) -> list[dict]:
     """Run the template analysis for every LA (or `las`: names or codes) and write the summary.
 
-    Returns one status dict per LA (analysis, la, ok, records or error, seconds) and writes them
-    to <out_dir>/all-las/summary.json; also rebuilds <out_dir>/all-las/index.html."""
+    `engine`: "batch", "notebooks" or None (the batch when it can publish the template, see
+    `helpers.run.national_batch.supported`). Returns one status dict per LA (analysis, la, ok,
+    records and pages, or error; seconds for notebook runs) and writes them to
+    <out_dir>/all-las/summary.json; also rebuilds <out_dir>/all-las/index.html."""
     start = time.monotonic()
-    ok_specs, summary = specs_for(template, las)
-    target_root = ((Path(out_dir) if out_dir else paths.reports_dir()) / SUBDIR).resolve()
+    if engine not in (None, *ENGINES):
+        raise CareTrendsError(f"engine {engine!r}: use one of {', '.join(ENGINES)}")
+    # The workers start (and, for the batch, load what its pages need) while the LAs' specs
+    # are validated here.
     pool = DaskPool(scheduler) if scheduler else LocalPool(workers)
+    try:
+        if engine != "notebooks" and notebook_dir is None and not only:
+            national_batch.warm(pool)
+        ok_specs, summary = specs_for(template, las)
+        why = national_batch.supported(ok_specs, notebook_dir, only)
+        if engine == "batch" and why:
+            raise CareTrendsError(f"the national batch cannot publish this template "
+                                  f"({why[0]}); run it with --notebooks")
+    except BaseException:
+        pool.close(kill=True)
+        raise
+    engine = engine or ("notebooks" if why else "batch")
+    target_root = ((Path(out_dir) if out_dir else paths.reports_dir()) / SUBDIR).resolve()
     results: dict[str, dict | str] = {}
     try:
         with pool:
-            run_analyses(ok_specs, target_root, notebook_dir=notebook_dir, only=only,
-                         timeout=timeout, progress=progress, pool=pool, report_refusals=True,
-                         on_done=results.__setitem__)
+            if engine == "batch":
+                national_batch.run_batch(ok_specs, target_root, pool, notebook_dir=notebook_dir,
+                                         timeout=timeout, progress=progress,
+                                         on_done=results.__setitem__)
+            else:
+                run_analyses(ok_specs, target_root, notebook_dir=notebook_dir, only=only,
+                             timeout=timeout, progress=progress, pool=pool,
+                             report_refusals=True, on_done=results.__setitem__)
     finally:
         # Whatever happened (a dead worker, Ctrl-C), every LA is in the summary: the ones
         # that did not finish are reported as such.
@@ -93,11 +142,14 @@ def run_all_las(template=None, out_dir=None, *, las=None, scheduler=None,
             if isinstance(result, str):
                 row["error"] = result
             else:
-                row.update(records=result["records"], notebooks=len(result["notebooks"]),
-                           seconds=result["seconds"])
+                row.update(records=result["records"], notebooks=len(result["notebooks"]))
+                if result.get("seconds") is not None:  # notebook runs; the batch writes no timings
+                    row["seconds"] = result["seconds"]
             summary.append(row)
         summary.sort(key=lambda r: str(r["analysis"]))
         atomic_write_json(target_root / "summary.json", summary)
+        atomic_write_json(target_root / RESULTS, national_records(target_root, summary),
+                          sort_keys=False)
         build_index(target_root)
     failed = [r for r in summary if not r["ok"]]
     print(f"all LAs: {len(summary) - len(failed)} of {len(summary)} analyses written to "

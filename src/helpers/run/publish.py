@@ -6,6 +6,7 @@ event title in Markdown) reaches a published page."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -177,7 +178,24 @@ def sanitize_html(page: str) -> str:
 def render_html(nb_path: Path, html_path: Path, header: dict) -> dict:
     """Executed notebook -> accessible HTML with the code hidden. Returns title and headline."""
     nb = nbformat.read(str(nb_path), as_version=4)
+    page, about = render_page(nb, header, Path(nb_path).stem)
+    atomic_write_text(html_path, page)
+    return about
+
+
+def render_page(nb, header: dict, stem: str) -> tuple[str, dict]:
+    """An executed notebook (a notebook node) -> its sanitised page, and its title and
+    headline. The national batch (helpers.run.national_batch) builds its nodes in-process."""
     title, line = notebook_title(nb), headline(nb)
+    page = {**header, "page_title": title or stem, "current": stem, "css": _css()}
+    body, _ = _exporter().from_notebook_node(
+        nb, resources={"care_trends": page, "metadata": {"name": page["page_title"]}})
+    return sanitize_html(body), {"title": title, "headline": line}
+
+
+@functools.lru_cache(maxsize=1)
+def _exporter() -> HTMLExporter:
+    """One exporter per process (loading its templates costs more than a page)."""
     exporter = HTMLExporter(template_name=TEMPLATE_NAME,
                             extra_template_basedirs=[str(templates_dir())],
                             exclude_input=True, exclude_input_prompt=True,
@@ -185,12 +203,7 @@ def render_html(nb_path: Path, html_path: Path, header: dict) -> dict:
     remover = TagRemovePreprocessor(
         remove_cell_tags=("parameters", "injected-parameters", "remove_cell"), enabled=True)
     exporter.register_preprocessor(remover, enabled=True)
-    page = {**header, "page_title": title or Path(nb_path).stem, "current": Path(nb_path).stem,
-            "css": _css()}
-    body, _ = exporter.from_notebook_node(
-        nb, resources={"care_trends": page, "metadata": {"name": page["page_title"]}})
-    atomic_write_text(html_path, sanitize_html(body))
-    return {"title": title, "headline": line}
+    return exporter
 
 
 def read_manifests(reports_root: Path) -> list[dict]:

@@ -709,16 +709,22 @@ def finish(run: AnalysisRun) -> dict:
                             "seconds": outcome.get("seconds")})
         else:
             entries.append(kept[stem])
+    return analysis_manifest(spec, run.header, entries, len(records), run.source)
+
+
+def analysis_manifest(spec: Analysis, header: dict, entries: list[dict], records: int,
+                      source: str | None = None) -> dict:
+    """An analysis folder's manifest.json: what was run, from which spec and data, its pages."""
     manifest = {
         "analysis": spec.analysis,
-        "title": run.header["analysis_title"],
+        "title": header["analysis_title"],
         "la": spec.la_name,
-        "data_edition": run.header["data_edition"],
+        "data_edition": header["data_edition"],
         "version": __version__,
-        "records": len(records),
+        "records": records,
         "notebooks": entries,
-        "spec_sha256": run.fingerprint,
+        "spec_sha256": spec_fingerprint(spec),
     }
-    if run.source:
-        manifest["source"] = run.source
+    if source:
+        manifest["source"] = source
     return manifest

@@ -1,0 +1,293 @@
+"""The per-LA pages of the every-LA template (notebooks 01, 02 and 03) built in this process,
+without a kernel: each page is the notebook's own cells with the outputs its code cells show,
+produced by the same `helpers.present` calls from already-fitted results, then rendered and
+sanitised by `helpers.run.publish.render_page` like an executed notebook.
+
+Each builder below follows its notebook cell by cell (one `with page.cell():` per code cell
+after the parameters cell) and must change with it: `fill_notebook` refuses a notebook whose
+code cells no longer match its builder, and tests/test_national_batch.py checks that the pages
+are byte-identical to the ones papermill makes. Outputs are formatted by IPython's own display
+formatter, with charts as the kernel's inline backend draws them (PNG, tight bounding box) and
+their alt text from `helpers.present.charts`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable
+
+import matplotlib
+import matplotlib.pyplot as plt
+import nbformat
+from IPython.core.formatters import DisplayFormatter
+from IPython.core.pylabtools import print_figure
+from IPython.display import Markdown
+from matplotlib.figure import Figure
+
+from helpers import data
+from helpers.core import timeline
+from helpers.core.errors import CareTrendsError
+from helpers.present import charts, overview, summary
+from helpers.present import its as its_words
+from helpers.present.tables import Table, markdown_list
+
+#: What the kernel's inline backend passes when it draws a figure (matplotlib_inline's
+#: InlineBackend.print_figure_kwargs).
+FIGURE_KWARGS = {"bbox_inches": "tight"}
+
+
+@functools.lru_cache(maxsize=1)
+def _formatter() -> DisplayFormatter:
+    """IPython's display formatter, drawing figures as the report kernels do."""
+    formatter = DisplayFormatter()
+
+    def png(fig):
+        return (print_figure(fig, fmt="png", base64=True, **FIGURE_KWARGS),
+                {"alt": charts.figure_alt_text(fig)})
+
+    formatter.formatters["image/png"].for_type(Figure, png)
+    return formatter
+
+
+class Page:
+    """The outputs of one notebook's code cells, as a kernel records them, and the files and
+    results records the cells write."""
+
+    def __init__(self):
+        self.cells: list[list[dict]] = []
+        self.files: dict[str, bytes] = {}
+        self.records: list[dict] = []
+
+    @contextlib.contextmanager
+    def cell(self):
+        """One code cell: open figures are shown (and closed) when it ends."""
+        plt.close("all")
+        self.cells.append([])
+        yield self
+        self.show()
+
+    def _output(self, kind: str, obj) -> None:
+        bundle, metadata = _formatter().format(obj)
+        output = nbformat.v4.new_output(kind, data=bundle, metadata=metadata)
+        self.cells[-1].append(output)
+
+    def display(self, obj) -> None:
+        """`display(obj)`."""
+        self._output("display_data", obj)
+
+    def result(self, obj) -> None:
+        """The cell's last expression (nothing for None)."""
+        if obj is not None:
+            self._output("execute_result", obj)
+
+    def show(self) -> None:
+        """`plt.show()`: every open figure, in the order drawn, then closed."""
+        for number in plt.get_fignums():
+            self.display(plt.figure(number))
+        plt.close("all")
+
+    def data_link(self, table, filename: str):
+        """`charts.data_link(table, filename, write=True)`, the CSV kept as a file of the page."""
+        name, content = charts.chart_csv(table, filename)
+        self.files[name] = content
+        return charts.DataLink(name, charts.DATA_LINK_TEXT)
+
+
+# --------------------------------------------------------------------------------------------
+# The builders: one per notebook, cell by cell
+# --------------------------------------------------------------------------------------------
+def data_overview(page: Page, spec, fits) -> None:
+    """notebooks/01_data_overview."""
+    with page.cell():
+        charts.setup_style()
+        area = data.resolve_la(spec.la_code)
+        first, last = area.first_year, area.last_year
+        page.result(Markdown(
+            f"**{area.la_name}** (old LA code {area.la_code}, new code {area.new_la_code}, "
+            f"{area.region_name}). Official figures cover reporting years "
+            f"{timeline.reporting_year_label(first)} to {timeline.reporting_year_label(last)}; "
+            f"the analysis window starts in {timeline.reporting_year_label(spec.start_year)}."))
+    with page.cell():
+        page.result(Table(overview.coverage_table(area.la_code),
+                          caption=f"{area.la_name}: coverage of the official series"))
+    with page.cell():
+        page.result(Table(overview.provenance_table(area.la_code),
+                          caption=f"{area.la_name}: children looked after on 31 March, year by "
+                                  "year, with the source of each number"))
+    with page.cell():
+        council = overview.official_vs_council(area.la_code)
+        if council.empty:
+            page.display(Markdown(f"No council-reported figures are recorded for "
+                                  f"{area.la_name}."))
+        else:
+            page.display(Table(council, caption=f"{area.la_name}: council-reported counts "
+                                                "beside the official 31 March figure (same "
+                                                "reporting year)"))
+            overview.plot_official_vs_council(area.la_code)
+    with page.cell():
+        breaks = data.boundary_breaks()
+        mine = breaks[breaks["la_code"] == area.la_code]
+        page.result(Markdown(
+            f"**Boundary changes:** {mine['boundary_change'].iloc[0]}" if len(mine)
+            else f"**Boundary changes:** none affect {area.la_name} in these years, so its "
+                 "series is continuous. Where other authorities merged or split (Dorset and "
+                 "BCP 2019, Northamptonshire 2021, Cumbria 2023 and others), comparisons drop "
+                 "or cut them."))
+
+
+def trends(page: Page, spec, fits) -> None:
+    """notebooks/02_trends."""
+    with page.cell():
+        charts.setup_style()
+        area = data.resolve_la(spec.la_code)
+        marks = charts.event_marks(spec.events)
+        stock = overview.comparison_rates(area.la_code, "cla_31_march", start_year=2010)
+        starts = overview.comparison_rates(area.la_code, "starts", start_year=2010)
+        latest = stock.iloc[-1]
+        page.result(Markdown(
+            f"In {int(latest['year'])}, {area.la_name} had **{latest[area.la_name]:.0f} "
+            f"children looked after per 10,000** children, against "
+            f"{latest['statistical neighbours']:.0f} across its statistical neighbours, "
+            f"{latest[area.region_name]:.0f} in the {area.region_name} and "
+            f"{latest['England']:.0f} in England. In {int(stock['year'].iloc[0])} the figures "
+            f"were {stock[area.la_name].iloc[0]:.0f} and {stock['England'].iloc[0]:.0f} "
+            "(England)."))
+    with page.cell():
+        overview.plot_comparison(stock, area.la_name, "cla_31_march", marks)
+    with page.cell():
+        overview.plot_comparison(starts, area.la_name, "starts", marks)
+    with page.cell():
+        page.result(Table(stock.round(1),
+                          caption="Children looked after on 31 March per 10,000 children"))
+    with page.cell():
+        page.result(Table(starts.round(1),
+                          caption="Children starting to be looked after per 10,000 children"))
+    with page.cell():
+        rank = overview.rank_by_year(area.la_code, "cla_31_march", start_year=2010)
+        top = rank.loc[rank["rank (1 = highest)"].idxmin()]
+        page.display(Table(rank, caption=f"{area.la_name}: rank by rate of children looked "
+                                         "after on 31 March (1 = highest rate in England)"))
+        page.result(Markdown(
+            f"{area.la_name} ranked {rank['rank (1 = highest)'].iloc[0]} of "
+            f"{rank['of LAs'].iloc[0]} authorities in {rank['year'].iloc[0]} and "
+            f"{rank['rank (1 = highest)'].iloc[-1]} of {rank['of LAs'].iloc[-1]} in "
+            f"{rank['year'].iloc[-1]}; its highest position was "
+            f"{int(top['rank (1 = highest)'])} in {int(top['year'])}."))
+    with page.cell():
+        decomposition = overview.growth_decomposition(area.la_code, start_year=2010)
+        overview.plot_decomposition(decomposition, area.la_name, marks)
+    with page.cell():
+        page.result(Table(decomposition, caption=f"{area.la_name}: change in children looked "
+                                                 "after, starts and exits by year"))
+    with page.cell():
+        split = min(v for v in marks.values()) + 0.5
+        page.result(Markdown(overview.decomposition_reading(decomposition, area.la_name,
+                                                             split_year=int(split))))
+
+
+#: The ITS notebook's outcome sections, in its order: (outcome, chart title after the LA).
+ITS_SECTIONS = (("starts", "children starting to be looked after"),
+                ("cla_31_march", "children looked after on 31 March"),
+                ("ceased", "children ceasing to be looked after"))
+
+
+def its(page: Page, spec, fits) -> None:
+    """notebooks/03_its (publishing: the runner always passes `results_path`)."""
+    with page.cell():
+        charts.setup_style()
+        first = next(iter(fits.values()))
+        page.result(Markdown(
+            f"{its_words.impact_model_text(first)} Model: {spec.family}, reporting years "
+            f"{spec.start_year} to {int(first.counterfactual['time'].max())}. Each chart shows "
+            "the published figures, the model's trend, and the trend expected without "
+            f"**{spec.event.title}** (the analysis' primary event) if the earlier trend had "
+            "continued, with its 95% confidence band. Numbered lines mark the events."))
+    for outcome, words in ITS_SECTIONS:
+        with page.cell():
+            if outcome in fits:
+                its_words.plot(fits[outcome], title=f"{spec.la_name}: {words}",
+                               la_name=spec.la_name)
+                page.show()
+                page.display(page.data_link(its_words.chart_table(fits[outcome]),
+                                            f"its_{outcome}.csv"))
+        with page.cell():
+            page.result(Markdown(its_words.summary(fits[outcome])) if outcome in fits else None)
+    with page.cell():
+        primary = fits[spec.primary_outcome] if spec.primary_outcome in fits else first
+        page.result(Markdown(its_words.summary(primary).split("\n\n")[0]))
+    with page.cell():
+        effects = summary.its_effects_table(fits)
+        clear = effects[~effects["reading"].str.startswith("no clear")]
+        page.result(Markdown(
+            f"Of {len(effects)} estimated changes for {spec.la_name} (every declared event and "
+            f"outcome), {len(clear)} "
+            f"{'has an interval that excludes' if len(clear) == 1 else 'have intervals that exclude'}"
+            " no change"
+            + (": " + "; ".join(f"{row['outcome']} after {row['event']} ({row['effect']} "
+                                f"{row['estimate (95% CI)']}), {row['reading']}"
+                                for row in clear.to_dict("records")) if len(clear) else "")
+            + f". With {len(effects)} tests, about one in twenty would exclude no change by "
+            "chance alone, so a single such result is weak evidence on its own; the summary "
+            "page weighs the designs together."))
+    with page.cell():
+        page.result(Table(effects, caption=f"{spec.la_name}: single-series ITS estimates "
+                                           f"({spec.family})"))
+    with page.cell():
+        page.result(Table(summary.diagnostics_table(fits), caption="Model diagnostics by outcome"))
+    with page.cell():
+        notes = sorted({w for res in fits.values() for w in its_words.warnings(res)})
+        page.result(Markdown("**Caveats from the fits**\n\n" + markdown_list(notes))
+                    if notes else None)
+    with page.cell():
+        page.records.extend(rec for res in fits.values()
+                            for rec in res.to_records(analysis=spec.analysis, notebook="03_its",
+                                                      la=spec.la))
+
+
+#: Notebook stem -> its builder: the notebooks a national batch can publish without a kernel.
+BUILDERS: dict[str, Callable[[Page, object, dict], None]] = {
+    "01_data_overview": data_overview,
+    "02_trends": trends,
+    "03_its": its,
+}
+
+
+def fill_notebook(source: bytes, stem: str, page: Page):
+    """The notebook (its .ipynb bytes) with each code cell holding the outputs its builder
+    recorded and the execution counts a papermill run gives (the parameters cell 1, the cell
+    papermill injects 2, then the notebook's cells)."""
+    nb = nbformat.reads(source.decode("utf-8"), as_version=4)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    own = [cell for cell in code if "parameters" not in cell.metadata.get("tags", [])]
+    if len(own) != len(page.cells) or len(code) - len(own) != 1:
+        raise CareTrendsError(
+            f"notebook {stem} has {len(own)} code cells after its parameters but the national "
+            f"page builder fills {len(page.cells)}; update helpers.run.batch_pages to follow "
+            "the notebook (or run --all-las --notebooks)")
+    count, outputs = 1, iter(page.cells)
+    for cell in code:
+        cell.execution_count = count
+        if "parameters" in cell.metadata.get("tags", []):
+            cell.outputs = []
+            count += 2  # papermill's injected parameters cell follows it
+            continue
+        cell.outputs = next(outputs)
+        for output in cell.outputs:
+            if output.output_type == "execute_result":
+                output.execution_count = count
+        count += 1
+    return nb
+
+
+def build(stem: str, source: bytes, spec, fits) -> tuple[object, Page]:
+    """One notebook's page for one LA: (the filled notebook node, its Page)."""
+    page = Page()
+    # A kernel starts from the rc file's settings; this process' own are restored afterwards.
+    with matplotlib.rc_context():
+        matplotlib.rc_file_defaults()
+        try:
+            BUILDERS[stem](page, spec, fits)
+        finally:
+            plt.close("all")
+    return fill_notebook(source, stem, page), page
