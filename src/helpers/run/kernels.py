@@ -25,6 +25,8 @@ site-packages. Linux only (fork, pidfd); elsewhere kernels start the usual way.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 import importlib.util
 import json
@@ -202,6 +204,10 @@ def preload() -> None:
         problems.append("a thread was started while importing")
     if problems:
         raise RuntimeError("; ".join(problems))
+    # The preloaded objects stay out of every fork's garbage collections: a collection would
+    # touch them and copy the pages they sit on into the fork.
+    gc.collect()
+    gc.freeze()
 
 
 class _Server:
@@ -346,7 +352,33 @@ def become_kernel(request: dict, fds: list[int]) -> None:
     sys.argv = [importlib.util.find_spec("ipykernel_launcher").origin, *request["argv"][2:]]
     as_imported_in_a_kernel()
     kernelapp = importlib.import_module("ipykernel.kernelapp")
-    kernelapp.launch_new_instance()
+    code = 0
+    try:
+        kernelapp.launch_new_instance()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - reported as the interpreter would, then exit 1
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    """A kernel's exit without the interpreter's final teardown of every preloaded module
+    (which would copy the server's whole memory into the fork, page by page, for a second or
+    so): what that teardown does that matters is done here. Threads that are not daemons are
+    waited for, the exit handlers run (IPython's clears the notebook's namespace, so files it
+    left open are closed and flushed, and closes its history), the streams are flushed."""
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(code)
 
 
 def serve(address: str) -> None:
