@@ -5,8 +5,10 @@
 Runs `python -m helpers run --no-progress --reports-dir DIR ARGS` `--repeat` times in a child
 process and samples the whole process tree (the CLI, its worker processes and their notebook
 kernels) every 0.1 s. For each run it prints the wall time, the CPU-seconds of the tree
-(user + system of every process that ran, read when each exits) and the peak of the summed
-resident memory (RSS, an upper bound: pages shared between processes are counted in each);
+(user + system of every process that ran, read when each exits; and, sampled, by part of the
+run), the peak of the summed resident memory (RSS, an upper bound: pages shared between
+processes, e.g. a forked kernel's and its server's, are counted in each) and of the summed
+proportional memory (PSS: shared pages divided between the processes sharing them);
 then the median of the runs and each notebook's seconds from the published manifests (median
 over the runs). The machine may be shared, so CPU-seconds are the steadier figure.
 """
@@ -33,6 +35,29 @@ def tree(proc: psutil.Process) -> list[psutil.Process]:
         return [proc]
 
 
+def role(proc: psutil.Process, server: set[int]) -> str:
+    """Which part of the run a process is (for the CPU breakdown)."""
+    try:
+        line = " ".join(proc.cmdline())
+        parent = proc.ppid()
+    except psutil.Error:
+        return "other"
+    if parent in server:  # a fork keeps its server's command line
+        return "kernels (forked)"
+    if "helpers.run.kernels serve" in line:
+        server.add(proc.pid)
+        return "kernel server"
+    if "ipykernel_launcher" in line and "kernels.py stub" not in line:
+        return "kernels (started)"
+    if "kernels.py stub" in line:
+        return "kernel stubs"
+    if "spawn_main" in line:
+        return "workers"
+    if "helpers run" in line:
+        return "care-trends run"
+    return "other"
+
+
 def run_once(out: Path, extra: list[str]) -> dict:
     command = [sys.executable, "-m", "helpers", "run", "--no-progress", "--reports-dir",
                str(out), *extra]
@@ -40,18 +65,23 @@ def run_once(out: Path, extra: list[str]) -> dict:
     start = time.monotonic()
     child = subprocess.Popen(command)
     root = psutil.Process(child.pid)
-    peak, cpu = 0, {}  # cpu: pid -> (user + system) last seen, for processes not reaped here
+    peak, peak_pss, cpu, roles, server = 0, 0, {}, {}, set()
     while child.poll() is None:
-        total = 0
+        total = pss = 0
         for proc in tree(root):
             try:
                 with proc.oneshot():
-                    total += proc.memory_info().rss
+                    key = (proc.pid, proc.create_time())
+                    if key not in roles:
+                        roles[key] = role(proc, server)
+                    memory = proc.memory_full_info()
+                    total += memory.rss
+                    pss += memory.pss
                     times = proc.cpu_times()
-                    cpu[(proc.pid, proc.create_time())] = times.user + times.system
+                    cpu[key] = times.user + times.system
             except psutil.Error:
                 continue
-        peak = max(peak, total)
+        peak, peak_pss = max(peak, total), max(peak_pss, pss)
         time.sleep(0.1)
     wall = time.monotonic() - start
     after = os.times()
@@ -66,8 +96,11 @@ def run_once(out: Path, extra: list[str]) -> dict:
         data = json.loads(manifest.read_text())
         for entry in data.get("notebooks", []):
             seconds[f"{data['analysis']}/{entry['stem']}"] = entry.get("seconds")
+    by_role: dict[str, float] = {}
+    for key, seconds_used in cpu.items():
+        by_role[roles[key]] = by_role.get(roles[key], 0.0) + seconds_used
     return {"wall": wall, "cpu": max(reaped, sum(cpu.values())), "peak_rss": peak,
-            "notebooks": seconds}
+            "peak_pss": peak_pss, "notebooks": seconds, "roles": by_role}
 
 
 def main() -> None:
@@ -84,10 +117,14 @@ def main() -> None:
             result = run_once(out, args.extra)
             runs.append(result)
             print(f"run {i + 1}: wall {result['wall']:.1f} s, CPU {result['cpu']:.1f} s, "
-                  f"peak RSS {result['peak_rss'] / 2**30:.2f} GiB", flush=True)
+                  f"peak RSS {result['peak_rss'] / 2**30:.2f} GiB, "
+                  f"peak PSS {result['peak_pss'] / 2**30:.2f} GiB; CPU (sampled) by part: "
+                  + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(result["roles"].items())),
+                  flush=True)
     print(f"median: wall {statistics.median(r['wall'] for r in runs):.1f} s, "
           f"CPU {statistics.median(r['cpu'] for r in runs):.1f} s, "
-          f"peak RSS {statistics.median(r['peak_rss'] for r in runs) / 2**30:.2f} GiB")
+          f"peak RSS {statistics.median(r['peak_rss'] for r in runs) / 2**30:.2f} GiB, "
+          f"peak PSS {statistics.median(r['peak_pss'] for r in runs) / 2**30:.2f} GiB")
     print("notebook seconds (median over runs):")
     for key in sorted(runs[0]["notebooks"]):
         values = [r["notebooks"].get(key) for r in runs if r["notebooks"].get(key) is not None]
