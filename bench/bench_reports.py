@@ -53,8 +53,6 @@ def role(proc: psutil.Process, server: set[int]) -> str:
         return "kernel stubs"
     if "spawn_main" in line:
         return "workers"
-    if "helpers run" in line:
-        return "care-trends run"
     return "other"
 
 
@@ -73,7 +71,8 @@ def run_once(out: Path, extra: list[str]) -> dict:
                 with proc.oneshot():
                     key = (proc.pid, proc.create_time())
                     if key not in roles:
-                        roles[key] = role(proc, server)
+                        roles[key] = "care-trends run" if proc.pid == child.pid \
+                            else role(proc, server)
                     memory = proc.memory_full_info()
                     total += memory.rss
                     pss += memory.pss

@@ -24,6 +24,7 @@ import nbformat
 import papermill
 import psutil
 from jupyter_client.manager import AsyncKernelManager
+from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError
 
 from helpers.core import paths
@@ -68,6 +69,24 @@ def use_kernel_server(address: str | None) -> None:
     _kernel_server = address
 
 
+class WriteAtEndEngine(NBClientEngine):
+    """papermill's engine, writing the executed notebook when it starts and when it stops
+    (finished or not) but not twice per cell as well: each write serialises and validates the
+    whole notebook, figures included, which cost more than many of the cells."""
+
+    @classmethod
+    def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+        nb_man.save = lambda **_: None  # per cell; the caller's notebook_complete() writes
+        try:
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+        finally:
+            del nb_man.save
+
+
+ENGINE = "care-trends"
+papermill_engines.register(ENGINE, WriteAtEndEngine)
+
+
 class ForkedKernelManager(AsyncKernelManager):
     """jupyter_client's kernel manager, whose kernel command goes through the kernel server
     when there is one (see `helpers.run.kernels`)."""
@@ -98,7 +117,7 @@ def execute(job: NotebookJob) -> dict:
                 str(source), str(output), parameters=job.parameters, cwd=str(work),
                 kernel_name="python3", progress_bar=False, log_output=False,
                 execution_timeout=job.timeout, extra_arguments=list(KERNEL_ARGS),
-                kernel_manager_class=ForkedKernelManager)
+                kernel_manager_class=ForkedKernelManager, engine_name=ENGINE)
         except PapermillExecutionError as exc:
             evalue = str(exc.evalue).strip().splitlines()
             outcome.update(ok=False, cell=exc.exec_count, ename=exc.ename,

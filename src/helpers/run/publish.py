@@ -6,6 +6,7 @@ event title in Markdown) reaches a published page."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -174,10 +175,10 @@ def sanitize_html(page: str) -> str:
     return head + body + tail
 
 
-def render_html(nb_path: Path, html_path: Path, header: dict) -> dict:
-    """Executed notebook -> accessible HTML with the code hidden. Returns title and headline."""
-    nb = nbformat.read(str(nb_path), as_version=4)
-    title, line = notebook_title(nb), headline(nb)
+@functools.lru_cache(maxsize=1)
+def _page_exporter() -> HTMLExporter:
+    """The page exporter, made once per process: it compiles its templates on first use and
+    keeps them for every later page (each call converts from fresh resources)."""
     exporter = HTMLExporter(template_name=TEMPLATE_NAME,
                             extra_template_basedirs=[str(templates_dir())],
                             exclude_input=True, exclude_input_prompt=True,
@@ -185,6 +186,14 @@ def render_html(nb_path: Path, html_path: Path, header: dict) -> dict:
     remover = TagRemovePreprocessor(
         remove_cell_tags=("parameters", "injected-parameters", "remove_cell"), enabled=True)
     exporter.register_preprocessor(remover, enabled=True)
+    return exporter
+
+
+def render_html(nb_path: Path, html_path: Path, header: dict) -> dict:
+    """Executed notebook -> accessible HTML with the code hidden. Returns title and headline."""
+    nb = nbformat.read(str(nb_path), as_version=4)
+    title, line = notebook_title(nb), headline(nb)
+    exporter = _page_exporter()
     page = {**header, "page_title": title or Path(nb_path).stem, "current": Path(nb_path).stem,
             "css": _css()}
     body, _ = exporter.from_notebook_node(
