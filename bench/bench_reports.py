@@ -44,7 +44,7 @@ def role(proc: psutil.Process, server: set[int]) -> str:
         return "other"
     if parent in server:  # a fork keeps its server's command line
         return "kernels (forked)"
-    if "helpers.run.kernels serve" in line:
+    if "kernels.py serve" in line:
         server.add(proc.pid)
         return "kernel server"
     if "ipykernel_launcher" in line and "kernels.py stub" not in line:

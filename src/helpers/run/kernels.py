@@ -1,7 +1,7 @@
 """Notebook kernels forked from a warm process (Linux): the kernel's start-up and the notebooks'
 imports are paid once per run instead of once per notebook.
 
-A kernel server (`python -m helpers.run.kernels serve ADDRESS`, started by the local pool)
+A kernel server (`python kernels.py serve ADDRESS`, started by the local pool)
 imports what the notebooks import (ipykernel, IPython, matplotlib, the helpers layers below
 `run` and through them pandas, SciPy and statsmodels), then waits on a Unix socket in a private
 folder. The kernel command jupyter_client runs becomes a stub: this file run as a script with
@@ -81,8 +81,10 @@ class KernelServer:
         if len(os.fsencode(os.path.join(folder, "kernels"))) > _MAX_ADDRESS:
             os.rmdir(folder)
             return None
+        # Run as a script, not as a module of helpers.run: nothing of the runner's process
+        # (e.g. what helpers.run/__init__ changes) may reach the kernels.
         process = subprocess.Popen(
-            [sys.executable, "-m", "helpers.run.kernels", "serve", os.path.join(folder, "kernels")],
+            [sys.executable, os.path.abspath(__file__), "serve", os.path.join(folder, "kernels")],
             stdin=subprocess.PIPE, cwd=folder)
         return cls(folder, process)
 
@@ -383,8 +385,8 @@ def _exit(code: int) -> None:
 
 def serve(address: str) -> None:
     """The server's main: listen first (stubs queue), import, then fork kernels on request."""
-    if sys.path and sys.path[0] in ("", os.getcwd()):  # as ipykernel_launcher does
-        del sys.path[0]
+    if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
+        del sys.path[0]  # this script's folder; a kernel's `-m` entry is dropped by its launcher
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the runner decides what stops
     server = _Server(address)
     try:
@@ -405,5 +407,4 @@ if __name__ == "__main__":
     elif len(sys.argv) == 3 and sys.argv[1] == "serve":
         serve(sys.argv[2])
     else:
-        sys.exit("usage: kernels.py stub ADDRESS ARGV... | python -m helpers.run.kernels serve "
-                 "ADDRESS")
+        sys.exit("usage: kernels.py stub ADDRESS ARGV... | kernels.py serve ADDRESS")
