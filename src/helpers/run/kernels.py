@@ -53,6 +53,10 @@ PRELOAD = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "I
            "matplotlib.pyplot", "seaborn", "statsmodels.api", "scipy.stats")
 PRELOAD_PACKAGES = ("helpers.core", "helpers.data", "helpers.ssda903", "helpers.spec",
                     "helpers.models", "helpers.checks")
+#: Cached reads nearly every notebook makes (the official panel and its list of areas, through
+#: `helpers.data.list_las`), made once in the server: the caches key on the file's path and
+#: modification time, so a kernel still reads a file that changed since.
+WARM_UP = (("helpers.data", "list_las"),)
 #: The matplotlib backend ipykernel sets when none is set (before the notebook's imports).
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 #: Environment variables a kernel may differ in from the server (set per kernel by
@@ -206,6 +210,11 @@ def preload() -> None:
         problems.append("a thread was started while importing")
     if problems:
         raise RuntimeError("; ".join(problems))
+    for module, function in WARM_UP:
+        try:
+            getattr(importlib.import_module(module), function)()
+        except Exception:  # noqa: BLE001 - e.g. no panel yet: each notebook says so itself
+            pass
     # The preloaded objects stay out of every fork's garbage collections: a collection would
     # touch them and copy the pages they sit on into the fork.
     gc.collect()
