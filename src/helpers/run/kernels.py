@@ -62,6 +62,8 @@ INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 #: Environment variables a kernel may differ in from the server (set per kernel by
 #: jupyter_client; none is read while importing).
 PER_KERNEL_ENV = ("JPY_PARENT_PID", "JPY_SESSION_NAME")
+#: Set to 0 to start every kernel the usual way (no server).
+SWITCH_ENV = "CARE_TRENDS_KERNEL_SERVER"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _HEADER = struct.Struct("!I")
 _MAX_ADDRESS = 100  # bytes: a Unix socket path must be shorter than 108
@@ -78,8 +80,9 @@ class KernelServer:
 
     @classmethod
     def start(cls) -> KernelServer | None:
-        """A server under this process' environment, or None where kernels cannot be forked."""
-        if not supported():
+        """A server under this process' environment, or None where kernels cannot be forked
+        (or $CARE_TRENDS_KERNEL_SERVER is 0)."""
+        if not supported() or os.environ.get(SWITCH_ENV) == "0":
             return None
         folder = tempfile.mkdtemp(prefix="care-trends-kernels-")
         if len(os.fsencode(os.path.join(folder, "kernels"))) > _MAX_ADDRESS:
@@ -87,9 +90,11 @@ class KernelServer:
             return None
         # Run as a script, not as a module of helpers.run: nothing of the runner's process
         # (e.g. what helpers.run/__init__ changes) may reach the kernels.
+        # The environment passed as jupyter_client passes a kernel's (os.environ, not the C
+        # environment, which e.g. GNU readline extends with LINES and COLUMNS when imported).
         process = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "serve", os.path.join(folder, "kernels")],
-            stdin=subprocess.PIPE, cwd=folder)
+            stdin=subprocess.PIPE, cwd=folder, env=dict(os.environ))
         return cls(folder, process)
 
     def close(self, timeout: float = 5.0) -> None:
