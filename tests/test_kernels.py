@@ -161,7 +161,15 @@ def test_stub_command_only_for_this_interpreters_launcher():
 
 
 def forked_kernels(srv) -> list[psutil.Process]:
-    return psutil.Process(srv.process.pid).children()
+    """The server's running kernels (one killed a moment ago may not be reaped yet)."""
+    alive = []
+    for proc in psutil.Process(srv.process.pid).children():
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
 
 
 def wait_for(condition, seconds: float = 20.0) -> bool:

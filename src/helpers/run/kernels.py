@@ -41,6 +41,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+import warnings
 
 #: The kernel command this server can fork (after the interpreter): `-m ipykernel_launcher`.
 LAUNCHER = ["-m", "ipykernel_launcher"]
@@ -67,6 +69,7 @@ SWITCH_ENV = "CARE_TRENDS_KERNEL_SERVER"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _HEADER = struct.Struct("!I")
 _MAX_ADDRESS = 100  # bytes: a Unix socket path must be shorter than 108
+_LISTEN_TIMEOUT = 10.0  # seconds for a server to listen (it imports nothing before)
 
 
 class KernelServer:
@@ -95,7 +98,16 @@ class KernelServer:
         process = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "serve", os.path.join(folder, "kernels")],
             stdin=subprocess.PIPE, cwd=folder, env=dict(os.environ))
-        return cls(folder, process)
+        server = cls(folder, process)
+        # Listening takes a moment (before the imports); a kernel asked for sooner would start
+        # the usual way, so wait for it (a kernel asked for during the imports waits for them).
+        deadline = time.monotonic() + _LISTEN_TIMEOUT
+        while not os.path.exists(server.address):
+            if process.poll() is not None or time.monotonic() > deadline:
+                server.close()
+                return None
+            time.sleep(0.005)
+        return server
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the server (its kernels, if any still run, with it)."""
@@ -197,15 +209,22 @@ def _die_with_parent(parent: int) -> None:
 
 
 def preload() -> None:
-    """Import what the notebooks import, without creating a figure, a thread or a kernel: a
-    fork must start from what a fresh kernel would reach by importing the same modules."""
+    """Import what the notebooks import, and make the reads they all make, without creating a
+    figure, a thread or a kernel and without a warning (a notebook would have shown it): a fork
+    must start from what a fresh kernel would reach by importing the same modules."""
     os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
-    for name in PRELOAD:
-        importlib.import_module(name)
-    for name in PRELOAD_PACKAGES:
-        package = importlib.import_module(name)
-        for module in pkgutil.walk_packages(getattr(package, "__path__", []), f"{name}."):
-            importlib.import_module(module.name)
+    with warnings.catch_warnings(record=True) as caught:
+        for name in PRELOAD:
+            importlib.import_module(name)
+        for name in PRELOAD_PACKAGES:
+            package = importlib.import_module(name)
+            for module in pkgutil.walk_packages(getattr(package, "__path__", []), f"{name}."):
+                importlib.import_module(module.name)
+        for module, function in WARM_UP:
+            try:
+                getattr(importlib.import_module(module), function)()
+            except Exception:  # noqa: BLE001 - e.g. no panel yet: each notebook says so itself
+                pass
     pyplot = sys.modules["matplotlib.pyplot"]
     problems = []
     if getattr(pyplot, "_backend_mod", None) is not None or \
@@ -213,13 +232,11 @@ def preload() -> None:
         problems.append("the matplotlib backend was chosen while importing")
     if threading.active_count() != 1:
         problems.append("a thread was started while importing")
+    if caught:
+        problems.append(f"a warning while importing ({caught[0].category.__name__}: "
+                        f"{str(caught[0].message)[:80]})")
     if problems:
         raise RuntimeError("; ".join(problems))
-    for module, function in WARM_UP:
-        try:
-            getattr(importlib.import_module(module), function)()
-        except Exception:  # noqa: BLE001 - e.g. no panel yet: each notebook says so itself
-            pass
     # The preloaded objects stay out of every fork's garbage collections: a collection would
     # touch them and copy the pages they sit on into the fork.
     gc.collect()
@@ -229,8 +246,9 @@ def preload() -> None:
 class _Server:
     def __init__(self, address: str):
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(address)
+        self.listener.bind(address + ".new")
         self.listener.listen(64)
+        os.rename(address + ".new", address)  # the address appears ready to connect to
         self.env = comparable_env(dict(os.environ))
         self.executable = sys.executable
         self.kernels: dict[int, tuple[socket.socket, int]] = {}  # pidfd -> (stub socket, pid)
@@ -326,14 +344,14 @@ class _Server:
                     except OSError:
                         pass
                     conn.close()
-                elif fd in stubs and stubs[fd] in self.kernels:  # a stub spoke or went away
+                elif fd in stubs and stubs[fd] in self.kernels:  # a stub went away (or spoke)
                     conn, pid = self.kernels[stubs[fd]]
                     try:
-                        gone = not conn.recv(1, socket.MSG_PEEK)
+                        gone = not conn.recv(4096)  # a stub says nothing more: discarded
                     except OSError:
                         gone = True
                     if gone:
-                        _kill(pid)
+                        _kill(pid)  # its pidfd reports the exit; reaped there
             if self.listener in readable:
                 forked = self.accept()
                 if forked is not None:
