@@ -64,8 +64,10 @@ def run_once(out: Path, extra: list[str]) -> dict:
     child = subprocess.Popen(command)
     root = psutil.Process(child.pid)
     peak, peak_pss, cpu, roles, server = 0, 0, {}, {}, set()
+    at_peak: dict[str, int] = {}
     while child.poll() is None:
         total = pss = 0
+        now: dict[str, int] = {}
         for proc in tree(root):
             try:
                 with proc.oneshot():
@@ -76,11 +78,14 @@ def run_once(out: Path, extra: list[str]) -> dict:
                     memory = proc.memory_full_info()
                     total += memory.rss
                     pss += memory.pss
+                    now[roles[key]] = now.get(roles[key], 0) + memory.rss
                     times = proc.cpu_times()
                     cpu[key] = times.user + times.system
             except psutil.Error:
                 continue
-        peak, peak_pss = max(peak, total), max(peak_pss, pss)
+        if total > peak:
+            peak, at_peak = total, now
+        peak_pss = max(peak_pss, pss)
         time.sleep(0.1)
     wall = time.monotonic() - start
     after = os.times()
@@ -99,7 +104,7 @@ def run_once(out: Path, extra: list[str]) -> dict:
     for key, seconds_used in cpu.items():
         by_role[roles[key]] = by_role.get(roles[key], 0.0) + seconds_used
     return {"wall": wall, "cpu": max(reaped, sum(cpu.values())), "peak_rss": peak,
-            "peak_pss": peak_pss, "notebooks": seconds, "roles": by_role}
+            "peak_pss": peak_pss, "notebooks": seconds, "roles": by_role, "at_peak": at_peak}
 
 
 def main() -> None:
@@ -118,7 +123,9 @@ def main() -> None:
             print(f"run {i + 1}: wall {result['wall']:.1f} s, CPU {result['cpu']:.1f} s, "
                   f"peak RSS {result['peak_rss'] / 2**30:.2f} GiB, "
                   f"peak PSS {result['peak_pss'] / 2**30:.2f} GiB; CPU (sampled) by part: "
-                  + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(result["roles"].items())),
+                  + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(result["roles"].items()))
+                  + "; RSS at the peak: " + ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in
+                                                      sorted(result["at_peak"].items())),
                   flush=True)
     print(f"median: wall {statistics.median(r['wall'] for r in runs):.1f} s, "
           f"CPU {statistics.median(r['cpu'] for r in runs):.1f} s, "
