@@ -129,6 +129,22 @@ def test_simplex_least_squares_meets_kkt_and_beats_slsqp(seed):
     assert f(w) <= ref.fun * (1 + 1e-9) + 1e-9  # SLSQP may bend sum(w) = 1 slightly
 
 
+@pytest.mark.parametrize("ridge", [1e-12, 1e-6, 0.05, 3.0, 500.0])
+@pytest.mark.parametrize("seed", range(4))
+def test_ridge_solves_the_stacked_problem(seed, ridge):
+    """A ridge penalty is solved without stacking sqrt(ridge) I under A (through the KKT system
+    when well conditioned, else least squares on the passive rows): the same weights as the
+    plain solver on the stacked matrix, to 1e-9, in SDID's shape (few rows, many columns)."""
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(8, 60)) * 40 + 100
+    b = rng.normal(size=8) * 40 + 100
+    A, b = A - A.mean(axis=0), b - b.mean()
+    stacked = simplex_least_squares(np.vstack([A, np.sqrt(ridge) * np.eye(60)]),
+                                    np.concatenate([b, np.zeros(60)]))
+    w = simplex_least_squares(A, b, ridge=ridge)
+    assert np.abs(w - stacked).max() < 1e-9
+
+
 # ------------------------------------------------------------------------------------------
 # Synthetic DiD: Arkhangelsky et al. (2021) Table 1, California Proposition 99
 # ------------------------------------------------------------------------------------------

@@ -414,7 +414,9 @@ marker = pathlib.Path(os.environ["CT_TEST_MARKERS"]) / analysis
 # Stoke-on-Trent's worker dies every time; Derby's once; Staffordshire's never.
 if analysis == "stoke-on-trent" or (analysis == "derby" and not marker.exists()):
     marker.touch()
-    os.kill(os.getppid(), signal.SIGKILL)  # the kernel's parent: the worker process
+    # The worker process that started this kernel (jupyter_client names it; a kernel forked by
+    # helpers.run.kernels' server has the server as its parent, not the worker).
+    os.kill(int(os.environ["JPY_PARENT_PID"]), signal.SIGKILL)
 print(analysis)
 '''
 

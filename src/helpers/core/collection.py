@@ -3,10 +3,9 @@ runner executes them; the summary notebook asks which ones publish results."""
 
 from __future__ import annotations
 
-import logging
+import ast
+import json
 from pathlib import Path
-
-import papermill
 
 from helpers.core import paths, vocab
 from helpers.core.errors import CareTrendsError
@@ -37,19 +36,35 @@ def discover_notebooks(notebook_dir: Path | None = None, only=None) -> list[Path
 
 
 def notebook_parameters(path: Path) -> set[str]:
-    """Names declared in the notebook's `parameters` cell."""
-    # papermill logs lines it cannot type-infer (e.g. `x = None  # comment`); the name is still
-    # found, so keep that chatter off the console.
-    translator_log = logging.getLogger("papermill.translators")
-    level = translator_log.level
-    translator_log.setLevel(logging.ERROR)
+    """Names assigned in the notebook's `parameters` cell (the first code cell tagged so, as
+    papermill finds it). Read as JSON and parsed with `ast`: no notebook machinery to import,
+    which the kernels reading the collection (the summary) would otherwise pay for."""
+    path = Path(path)
     try:
-        return set(papermill.inspect_notebook(str(path)))
-    except ValueError as exc:  # no kernelspec in the metadata
-        raise CareTrendsError(f"notebook {Path(path).name}: {exc}; pair it with "
-                              "`jupytext --set-kernel python3`") from exc
-    finally:
-        translator_log.setLevel(level)
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError, AttributeError) as exc:
+        raise CareTrendsError(f"notebook {path.name} cannot be read as a notebook "
+                              f"({type(exc).__name__}); restore it from git or re-pair it with "
+                              "`jupytext --to ipynb`") from None
+    for cell in cells:
+        if cell.get("cell_type") != "code" or \
+                "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        try:
+            body = ast.parse(source).body
+        except SyntaxError as exc:
+            raise CareTrendsError(f"notebook {path.name}: its parameters cell is not valid "
+                                  f"Python (line {exc.lineno}); fix that line") from None
+        names = set()
+        for node in body:
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, ast.AnnAssign) else []
+            names.update(n.id for target in targets for n in ast.walk(target)
+                         if isinstance(n, ast.Name))
+        return names
+    return set()
 
 
 def publishing_notebooks(notebook_dir: Path | None = None) -> list[str]:

@@ -7,7 +7,11 @@ solved exactly by a Lawson-Hanson style primal active-set method adapted to the 
 passive set of positive weights, solve the equality-constrained least squares on it, step back to
 feasibility when a weight would go negative, and add the column whose gradient most violates the
 KKT conditions until none does. A ridge penalty is the same problem on A stacked over
-sqrt(ridge) I (and b over zeros); an intercept centres A's columns and b first.
+sqrt(ridge) I (and b over zeros), solved without building that tall matrix: each step's
+equality-constrained problem is then a small bordered (KKT) linear system in the passive
+weights, when the penalty keeps it well conditioned (as synthetic DiD's unit weights do), else
+a least-squares solve of the stacked rows that matter. An intercept centres A's columns and b
+first.
 """
 
 from __future__ import annotations
@@ -15,18 +19,40 @@ from __future__ import annotations
 import numpy as np
 
 
-def _affine_ls(a: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """argmin_z ||a - B z|| subject to sum(z) = 1 (no sign constraint), by eliminating z_0."""
-    if B.shape[1] == 1:
+#: A ridge step is solved through its KKT system when the penalty bounds the condition number
+#: of the passive Gram matrix by about this much (errors ~ this x machine epsilon), else by
+#: least squares on the stacked rows.
+_KKT_CONDITION = 1e6
+
+
+def _affine_ls(a: np.ndarray, B: np.ndarray, ridge: float = 0.0) -> np.ndarray:
+    """argmin_z ||a - B z||^2 + ridge ||z||^2 subject to sum(z) = 1 (no sign constraint): by
+    eliminating z_0, or (ridge) through the bordered system [[B'B + ridge I, 1], [1', 0]]."""
+    p = B.shape[1]
+    if p == 1:
         return np.ones(1)
+    if ridge > 0:
+        gram = B.T @ B
+        if gram.trace() < _KKT_CONDITION * ridge:
+            kkt = np.empty((p + 1, p + 1))
+            kkt[:p, :p] = gram
+            kkt[np.arange(p), np.arange(p)] += ridge
+            kkt[p, :p] = kkt[:p, p] = 1.0
+            kkt[p, p] = 0.0
+            return np.linalg.solve(kkt, np.concatenate([B.T @ a, [1.0]]))[:p]
+        # the penalty rows sqrt(ridge) I of the passive weights (those of the others are zero)
+        B = np.vstack([B, np.sqrt(ridge) * np.eye(p)])
+        a = np.concatenate([a, np.zeros(p)])
     b0 = B[:, 0]
     y = np.linalg.lstsq(B[:, 1:] - b0[:, None], a - b0, rcond=None)[0]
     return np.concatenate([[1.0 - y.sum()], y])
 
 
 def synth_weights(treated_pre: np.ndarray, donors_pre: np.ndarray, v: np.ndarray | None = None,
-                  *, tol: float = 1e-10, max_iter: int | None = None) -> np.ndarray:
-    """Synthetic-control weights: argmin_w (a - B w)' diag(v) (a - B w), w >= 0, sum(w) = 1.
+                  *, ridge: float = 0.0, tol: float = 1e-10,
+                  max_iter: int | None = None) -> np.ndarray:
+    """Synthetic-control weights: argmin_w (a - B w)' diag(v) (a - B w) + ridge ||w||^2,
+    w >= 0, sum(w) = 1 (`ridge` as if sqrt(ridge) I were stacked under B and zeros under a).
 
     `treated_pre` is the treated unit's pre-period predictors (T,), `donors_pre` the donors' (T, J),
     `v` optional non-negative predictor weights (T,), default all equal. Solved exactly by a
@@ -51,11 +77,14 @@ def synth_weights(treated_pre: np.ndarray, donors_pre: np.ndarray, v: np.ndarray
             raise ValueError("v must be (T,) and non-negative")
         s = np.sqrt(v)
         a, B = a * s, B * s[:, None]
-    scale = max(float(np.abs(B).max()), float(np.abs(a).max()), 1e-300)
+    if ridge < 0:
+        raise ValueError("ridge must be non-negative")
+    scale = max(float(np.abs(B).max()), float(np.abs(a).max()), float(np.sqrt(ridge)), 1e-300)
     a, B = a / scale, B / scale  # the weights are invariant to a common scale
+    ridge = ridge / scale ** 2
     if J == 1:
         return np.ones(1)
-    tol_g = tol * max(1.0, T)
+    tol_g = tol * max(1.0, T + (J if ridge > 0 else 0))  # rows of the stacked problem
     w = np.zeros(J)
     k = int(np.argmin(((B - a[:, None]) ** 2).sum(axis=0)))  # best single donor
     w[k] = 1.0
@@ -64,7 +93,7 @@ def synth_weights(treated_pre: np.ndarray, donors_pre: np.ndarray, v: np.ndarray
     max_iter = max_iter or 10 * J + 50
     blocked = np.zeros(J, dtype=bool)  # donors that could not enter (numerical degeneracy)
     for _ in range(max_iter):
-        g = B.T @ (B @ w - a)
+        g = B.T @ (B @ w - a) + ridge * w
         g_p = g[passive].min()
         cand = np.where(passive | blocked, np.inf, g)
         j = int(np.argmin(cand))
@@ -73,7 +102,7 @@ def synth_weights(treated_pre: np.ndarray, donors_pre: np.ndarray, v: np.ndarray
         passive[j] = True
         for _inner in range(J + 1):
             idx = np.flatnonzero(passive)
-            z = _affine_ls(a, B[:, idx])
+            z = _affine_ls(a, B[:, idx], ridge)
             if (z > 0).all():
                 w[:] = 0.0
                 w[idx] = z
@@ -118,7 +147,4 @@ def simplex_least_squares(A, b, *, ridge: float = 0.0, intercept: bool = False,
     if intercept:
         A = A - A.mean(axis=0, keepdims=True)
         b = b - b.mean()
-    if ridge > 0:
-        A = np.vstack([A, np.sqrt(ridge) * np.eye(A.shape[1])])
-        b = np.concatenate([b, np.zeros(A.shape[1])])
-    return synth_weights(b, A, tol=tol, max_iter=max_iter)
+    return synth_weights(b, A, ridge=ridge, tol=tol, max_iter=max_iter)

@@ -4,7 +4,11 @@ A job is pure data in, data out: the notebook's bytes, its parameters and the in
 reads (e.g. the other notebooks' results for the summary) go in; the executed notebook, its HTML
 page and every file it wrote come back as bytes. So the same scheduler drives local processes
 and remote workers, and no worker needs the reports folder or a shared disk. Published notebooks
-carry no absolute paths and no execution timestamps (papermill's metadata is dropped)."""
+carry no absolute paths and no execution timestamps (papermill's metadata is dropped).
+
+Where the local pool runs a kernel server (`helpers.run.kernels`), each notebook's kernel is
+forked from it, already past its imports; otherwise (a Dask worker, Windows) kernels start the
+usual way. Either way every notebook gets a fresh kernel of its own and the same outputs."""
 
 from __future__ import annotations
 
@@ -19,9 +23,12 @@ from pathlib import Path
 import nbformat
 import papermill
 import psutil
+from jupyter_client.manager import AsyncKernelManager
+from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError
 
 from helpers.core import paths
+from helpers.run import kernels
 from helpers.run.publish import render_html
 
 KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
@@ -29,6 +36,11 @@ KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 #: worker's pid in the name lets a later job remove the folder of a worker that was killed.
 JOB_PREFIX = "care-trends-job-"
 _JOB_FOLDER = re.compile(re.escape(JOB_PREFIX) + r"(\d+)-")
+#: Single-threaded linear algebra in kernels: notebooks run side by side, one per core, and
+#: BLAS threads on top of that only contend for the same cores (numbers are unchanged).
+THREAD_LIMITS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+#: The kernel server this process' kernels are forked from (set by the local pool), or None.
+_kernel_server: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,41 @@ def kernel_environment() -> None:
     os.environ.setdefault("PYTHONHASHSEED", "0")
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     os.environ.setdefault(paths.RAW_DIR_ENV, str(paths.raw_dir()))
+    for name in THREAD_LIMITS:
+        os.environ.setdefault(name, "1")
+
+
+def use_kernel_server(address: str | None) -> None:
+    """Fork this process' notebook kernels from the server at `address` (None: start them the
+    usual way)."""
+    global _kernel_server
+    _kernel_server = address
+
+
+class WriteAtEndEngine(NBClientEngine):
+    """papermill's engine, writing the executed notebook when it starts and when it stops
+    (finished or not) but not twice per cell as well: each write serialises and validates the
+    whole notebook, figures included, which cost more than many of the cells."""
+
+    @classmethod
+    def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+        nb_man.save = lambda **_: None  # per cell; the caller's notebook_complete() writes
+        try:
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+        finally:
+            del nb_man.save
+
+
+ENGINE = "care-trends"
+papermill_engines.register(ENGINE, WriteAtEndEngine)
+
+
+class ForkedKernelManager(AsyncKernelManager):
+    """jupyter_client's kernel manager, whose kernel command goes through the kernel server
+    when there is one (see `helpers.run.kernels`)."""
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        return kernels.stub_command(_kernel_server, super().format_kernel_cmd(extra_arguments))
 
 
 def execute(job: NotebookJob) -> dict:
@@ -69,7 +116,8 @@ def execute(job: NotebookJob) -> dict:
             papermill.execute_notebook(
                 str(source), str(output), parameters=job.parameters, cwd=str(work),
                 kernel_name="python3", progress_bar=False, log_output=False,
-                execution_timeout=job.timeout, extra_arguments=list(KERNEL_ARGS))
+                execution_timeout=job.timeout, extra_arguments=list(KERNEL_ARGS),
+                kernel_manager_class=ForkedKernelManager, engine_name=ENGINE)
         except PapermillExecutionError as exc:
             evalue = str(exc.evalue).strip().splitlines()
             outcome.update(ok=False, cell=exc.exec_count, ename=exc.ename,

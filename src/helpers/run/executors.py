@@ -19,7 +19,8 @@ import sys
 import psutil
 
 from helpers.core.errors import CareTrendsError
-from helpers.run.execute import execute
+from helpers.run import kernels
+from helpers.run.execute import execute, kernel_environment, use_kernel_server
 
 DEFAULT_WORKERS = 2
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -31,10 +32,16 @@ def _warm_worker() -> None:
     import papermill  # noqa: F401
 
 
+def _init_worker(parent: int, kernel_server: str | None) -> None:
+    """Worker initializer: dies with the parent; forks its kernels from the run's server."""
+    _die_with_parent(parent)
+    use_kernel_server(kernel_server)
+
+
 def _die_with_parent(parent: int) -> None:
-    """Worker initializer: on Linux the kernel kills this worker when the `care-trends` process
-    dies, even by SIGKILL (its notebook kernels then see their parent gone and exit); a worker
-    never goes on running for an abandoned run."""
+    """On Linux the kernel kills this worker when the `care-trends` process dies, even by
+    SIGKILL (its notebook kernels then see their parent gone and exit); a worker never goes on
+    running for an abandoned run."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -69,15 +76,24 @@ def kill_all(procs: list[psutil.Process], timeout: float = 5.0) -> None:
 class LocalPool:
     """Worker processes shared by every notebook of every analysis in one `care-trends run`.
 
-    Started before validation so the workers' imports (papermill, nbconvert) overlap it; a
-    worker then runs one notebook after another without paying them again. With one worker (or
-    inside a daemonic process, which cannot start a pool) jobs run in this process."""
+    Started before validation so the workers' imports (papermill, nbconvert) and the kernel
+    server's (the notebooks' imports, once: `helpers.run.kernels`) overlap it; a worker then
+    runs one notebook after another without paying them again, each in a fresh kernel forked
+    from the server. With one worker (or inside a daemonic process, which cannot start a pool)
+    jobs run in this process."""
 
     def __init__(self, workers: int = DEFAULT_WORKERS):
         self.workers = max(1, int(workers))
         self._pool = None
+        kernel_environment()  # the server imports under the kernels' environment
+        self._server = kernels.KernelServer.start()
         if self.workers > 1 and not multiprocessing.current_process().daemon:
             self._start()
+        else:
+            use_kernel_server(self._server_address())
+
+    def _server_address(self) -> str | None:
+        return self._server.address if self._server is not None else None
 
     @property
     def parallel(self) -> bool:
@@ -86,8 +102,8 @@ class LocalPool:
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # safe with threads and on Windows
         self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
-                                            initializer=_die_with_parent,
-                                            initargs=(os.getpid(),))
+                                            initializer=_init_worker,
+                                            initargs=(os.getpid(), self._server_address()))
         for _ in range(self.workers):
             self._pool.submit(_warm_worker)
 
@@ -102,12 +118,21 @@ class LocalPool:
         return self._pool.submit(fn, job)
 
     def restart(self) -> None:
-        """Stop every worker (a notebook over its timeout) and start fresh ones."""
-        self.close(kill=True)
+        """Stop every worker (a notebook over its timeout) and start fresh ones; the kernel
+        server stays (the kernels of killed workers die with their stubs)."""
+        self._close_workers(kill=True)
         if self.workers > 1:
             self._start()
 
     def close(self, kill: bool = False) -> None:
+        """Stop the workers (killed with their kernels when `kill`) and the kernel server."""
+        self._close_workers(kill)
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        use_kernel_server(None)
+
+    def _close_workers(self, kill: bool) -> None:
         if self._pool is None:
             return
         if kill:  # the workers, then the kernels they started: nothing runs on
