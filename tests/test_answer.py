@@ -38,6 +38,13 @@ def test_clear_change_needs_half_the_designs_and_the_placebo():
     assert A.verdict_rule(-0.4, -0.6, -0.1, 0.001, few, placebo_p=0.05) == A.SIGNAL
     # A rise is clear the same way.
     assert A.verdict_rule(0.3, 0.1, 0.6, 0.01, [reading("higher")]) == A.CLEAR
+    # Larger than at every one of 7 placebo dates: p = 0.125 is the smallest 7 dates allow,
+    # so the check cannot contradict the change, and the reason says the dates are too few.
+    assert A.verdict_rule(-0.4, -0.6, -0.1, 0.001, others, placebo_p=0.125,
+                          placebo_beyond_all=True) == A.CLEAR
+    why = A._verdict_reason(A.SIGNAL, -0.4, -0.66, 0.04, 0.05, others, 0.125, 7, 0)
+    assert "larger than at every one of the 7 earlier dates" in why
+    assert "too few to judge" in why and "were common" not in why
 
 
 def test_early_signal_and_possible_change():

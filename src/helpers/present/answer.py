@@ -85,13 +85,16 @@ def direction(estimate, low, high, scale: str = "ratio") -> str:
 
 def verdict_rule(change: float | None, change_low: float | None, change_high: float | None,
                  p_value: float | None, others: list[DesignReading], *,
-                 placebo_p: float | None = None, years_after: int = 1) -> str:
+                 placebo_p: float | None = None, placebo_beyond_all: bool = False,
+                 years_after: int = 1) -> str:
     """The verdict, declared before the data were seen.
 
     `change`, `change_low`, `change_high`: the primary design's relative change against the
     pre-existing trend (-0.41 = 41% fewer) and its 95% interval; `p_value` the primary design's
     p-value for the event; `others`: the other (real-data, independent) designs' readings;
     `placebo_p`: the placebo-in-time rank p-value of the primary event (None: not run);
+    `placebo_beyond_all`: the change is larger than at every placebo date (then the check does
+    not contradict it, even when so few dates exist that p cannot fall below 0.10);
     `years_after`: reporting years after the event in the data.
 
     1. **not estimable**: no primary estimate or no interval.
@@ -99,7 +102,8 @@ def verdict_rule(change: float | None, change_low: float | None, change_high: fl
        primary estimate, while the primary or another design excludes it in the same direction.
     3. **clear change**: the primary interval excludes no change, at least half of the other
        designs agree (their intervals exclude no change in the same direction), none points the
-       other way, and the placebo-in-time check does not contradict it (p <= 0.10, or not run).
+       other way, and the placebo-in-time check does not contradict it (p <= 0.10, larger than
+       at every placebo date, or not run).
     4. **early signal** (up to two reporting years after the event) or **some sign of change,
        not confirmed** (later): short of 3, but the primary interval excludes no change, or the
        primary p-value is below 0.10, or at least one other design's interval excludes no change
@@ -116,7 +120,8 @@ def verdict_rule(change: float | None, change_low: float | None, change_high: fl
     against = sum(o.direction == opposite for o in others)
     if against and (primary_excludes or agree):
         return MIXED
-    placebo_ok = placebo_p is None or is_missing(placebo_p) or placebo_p <= PLACEBO_LIMIT
+    placebo_ok = (placebo_p is None or is_missing(placebo_p) or placebo_p <= PLACEBO_LIMIT
+                  or placebo_beyond_all)
     if primary_excludes and 2 * agree >= len(others) and not against and placebo_ok:
         return CLEAR
     weak_p = p_value is not None and not is_missing(p_value) and p_value < SIGNAL_P
@@ -343,7 +348,8 @@ class Answer:
         return f"{self.question}\n{self.verdict_words}. {self.observed} {self.estimate}."
 
 
-def _verdict_reason(verdict: str, change, low, high, p_value, readings, placebo_p) -> str:
+def _verdict_reason(verdict: str, change, low, high, p_value, readings, placebo_p,
+                    n_placebo: int | None = None, n_as_large: int | None = None) -> str:
     bits = []
     if verdict == NOT_ESTIMABLE:
         return "The single-series model could not estimate the change."
@@ -354,7 +360,14 @@ def _verdict_reason(verdict: str, change, low, high, p_value, readings, placebo_
     if readings:
         agree = sum(r.direction == same for r in readings)
         bits.append(f"{agree} of {len(readings)} other designs agree")
-    if placebo_p is not None and not is_missing(placebo_p):
+    if placebo_p is not None and not is_missing(placebo_p) and n_placebo and n_as_large == 0:
+        floor = 1.0 / (n_placebo + 1)
+        bits.append(f"the change is larger than at every one of the {n_placebo} earlier dates "
+                    "when nothing happened"
+                    + (f", but {n_placebo} dates are too few to judge (the smallest possible "
+                       f"placebo p is {floor:.3g})" if floor > PLACEBO_LIMIT else
+                       f" (placebo p = {placebo_p:.2f})"))
+    elif placebo_p is not None and not is_missing(placebo_p):
         bits.append("changes as large " + ("were rare" if placebo_p <= PLACEBO_LIMIT else
                                            "were common")
                     + f" at earlier dates when nothing happened (placebo p = {placebo_p:.2f})")
@@ -390,10 +403,12 @@ def build_answer(spec, fits: Mapping, records: pd.DataFrame | None = None,
             p_value = float(eff["p_value"].min())
     readings = other_designs(records if records is not None else pd.DataFrame(),
                              outcome, event.name, event.effects)
-    placebo_p = None
+    placebo_p = n_placebo = n_as_large = None
     if head and head.get("placebo_rank_p") is not None:
         placebo_p = float(head["placebo_rank_p"])
+        n_placebo, n_as_large = head.get("n_placebo"), head.get("n_placebo_as_large")
     verdict = verdict_rule(change, low, high, p_value, readings, placebo_p=placebo_p,
+                           placebo_beyond_all=bool(n_placebo) and n_as_large == 0,
                            years_after=max(years_after, 1))
     observed = (observed_change(outcome, series, event.first_time("annual"))
                 if series is not None else "")
@@ -409,7 +424,8 @@ def build_answer(spec, fits: Mapping, records: pd.DataFrame | None = None,
         event=event.name, event_title=event.title, observed=observed, estimate=estimate,
         estimate_year=year_label, agreement=agreement, verdict=verdict,
         verdict_words=VERDICT_WORDS[verdict],
-        verdict_reason=_verdict_reason(verdict, change, low, high, p_value, readings, placebo_p),
+        verdict_reason=_verdict_reason(verdict, change, low, high, p_value, readings, placebo_p,
+                                       n_placebo, n_as_large),
         when=when_we_know(head, max(years_after, 1), last_year, change,
                           target.to_json() if target is not None else None),
         change=change, change_low=low, change_high=high,
