@@ -137,14 +137,14 @@ class LocalPool:
             return
         if kill:  # the workers, then the kernels they started: nothing runs on
             processes = list((getattr(self._pool, "_processes", None) or {}).values())
-            kernels = [k for process in processes if process.pid is not None
-                       for k in descendants(process.pid)]
+            children = [k for process in processes if process.pid is not None
+                        for k in descendants(process.pid)]
             for process in processes:  # through multiprocessing, which must reap its own
                 if process.is_alive():
                     process.kill()
             for process in processes:
                 process.join(timeout=5)
-            kill_all(kernels)
+            kill_all(children)
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
 
