@@ -108,9 +108,10 @@ def run_all_las(template=None, out_dir=None, *, las=None, scheduler=None,
     # The workers start (and, for the batch, load what its pages need) while the LAs' specs
     # are validated here.
     pool = DaskPool(scheduler) if scheduler else LocalPool(workers)
+    warming = []
     try:
         if engine != "notebooks" and notebook_dir is None and not only:
-            national_batch.warm(pool)
+            warming = national_batch.warm(pool)
         ok_specs, summary = specs_for(template, las)
         why = national_batch.supported(ok_specs, notebook_dir, only)
         if engine == "batch" and why:
@@ -133,6 +134,7 @@ def run_all_las(template=None, out_dir=None, *, las=None, scheduler=None,
                              timeout=timeout, progress=progress, pool=pool,
                              report_refusals=True, on_done=results.__setitem__)
     finally:
+        warming.clear()
         # Whatever happened (a dead worker, Ctrl-C), every LA is in the summary: the ones
         # that did not finish are reported as such.
         by_name = {s.analysis: s for s in ok_specs}

@@ -91,12 +91,12 @@ def supported(specs: list[Analysis], notebook_dir=None, only=None) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # Jobs (run on a worker)
 # --------------------------------------------------------------------------------------------
-def warm(pool) -> None:
+def warm(pool) -> list:
     """Have each worker of a parallel pool load what pages need (modules, panel, fonts) now,
-    while this process validates and fits."""
-    if pool.parallel:
-        for _ in range(pool.workers):
-            pool.submit(None, fn=warm_worker)
+    while this process validates and fits. Keep the futures returned until the run ends (a
+    cluster forgets a task nobody holds)."""
+    return [pool.submit(None, fn=warm_worker) for _ in range(pool.workers)] if pool.parallel \
+        else []
 
 
 def warm_worker(_=None) -> None:
@@ -261,8 +261,7 @@ def run_batch(specs: list[Analysis], target_root, pool, *, notebook_dir=None,
     sources = tuple((nb.stem, _without_outputs(nb)) for nb in notebooks)
     items = [(spec, page_header(spec, notebooks), fits.get(spec.analysis, {}))
              for spec in todo if spec.analysis not in errors]
-    size = max(1, min(MAX_CHUNK, math.ceil(len(items) / (4 * pool.workers)))) if items else 1
-    jobs = [PagesJob(sources, tuple(items[i:i + size])) for i in range(0, len(items), size)]
+    jobs = [PagesJob(sources, chunk) for chunk in chunks(items, pool.workers)]
     by_name = {spec.analysis: spec for spec in specs}
     headers = {spec.analysis: header for spec, header, _ in items}
     bar = tqdm(total=len(specs), initial=len(specs) - len(items), desc="LAs", unit="LA",
@@ -305,6 +304,16 @@ def run_batch(specs: list[Analysis], target_root, pool, *, notebook_dir=None,
             for name in names:
                 on_done(name, results[name])
     return {name: results[name] for name in names}
+
+
+def chunks(items: list, workers: int) -> list[tuple]:
+    """The LAs in jobs: about four per worker, of at most MAX_CHUNK LAs, the last few one LA
+    each so the workers finish together."""
+    size = max(1, min(MAX_CHUNK, math.ceil(len(items) / (4 * workers))))
+    tail = min(len(items), 2 * workers) if size > 1 else 0
+    head = len(items) - tail
+    return ([tuple(items[i:min(i + size, head)]) for i in range(0, head, size)]
+            + [(item,) for item in items[head:]])
 
 
 def _without_outputs(notebook: Path) -> bytes:
@@ -378,11 +387,12 @@ def _drive(pool, jobs: list[PagesJob], finished, timeout: float) -> None:
 # Benchmark: the national batch against one LA's notebooks
 # --------------------------------------------------------------------------------------------
 def bench_national(template=None, la: str = "861", workers: int = 2,
-                   dask_workers: tuple[int, ...] = (), folder=None) -> dict:
+                   dask_workers: tuple[int, ...] = (), folder=None, local: bool = True) -> dict:
     """Wall time of `care-trends run TEMPLATE --all-las` (every LA, the batch) against one LA's
     run of the same template through the papermill runner (`--la LA --notebooks`), each a fresh
     `care-trends` process in this session, and optionally the batch on local Dask clusters of
-    each size in `dask_workers` (one thread per worker). Returns wall and CPU seconds (the CPU
+    each size in `dask_workers` (one thread per worker; `local=False` times only those).
+    Returns wall and CPU seconds (the CPU
     of the run's processes, workers and kernels: what a busy shared machine does not change),
     LAs, ratios and the load average around the runs."""
     template = template or "templates/all-las"
@@ -402,17 +412,15 @@ def bench_national(template=None, la: str = "861", workers: int = 2,
             raise CareTrendsError(f"benchmark run failed: {proc.stderr.strip()[-300:]}")
         return round(seconds, 1), round(used, 1)
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
-    one, one_cpu = timed(["--la", la, "--notebooks"], root / "one-la")
-    every, every_cpu = timed([], root / "batch")
-    summary = json.loads((root / "batch" / "all-las" / "summary.json").read_text())
-    out = {"one_la_notebooks_seconds": one, "one_la_notebooks_cpu_seconds": one_cpu,
-           "all_las_batch_seconds": every, "all_las_batch_cpu_seconds": every_cpu,
-           "las": len(summary), "las_ok": sum(1 for r in summary if r["ok"]),
-           "ratio_all_to_one": round(every / one, 2), "workers": workers,
-           "cores": os.cpu_count(), "load_average_before": round(load, 2),
-           "load_average_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg")
-           else math.nan}
+    out = {"workers": workers, "cores": os.cpu_count(), "load_average_before": _load()}
+    if local:
+        one, one_cpu = timed(["--la", la, "--notebooks"], root / "one-la")
+        every, every_cpu = timed([], root / "batch")
+        summary = json.loads((root / "batch" / "all-las" / "summary.json").read_text())
+        out.update({"one_la_notebooks_seconds": one, "one_la_notebooks_cpu_seconds": one_cpu,
+                    "all_las_batch_seconds": every, "all_las_batch_cpu_seconds": every_cpu,
+                    "las": len(summary), "las_ok": sum(1 for r in summary if r["ok"]),
+                    "ratio_all_to_one": round(every / one, 2)})
     if dask_workers:
         from distributed import LocalCluster  # a project dependency, needed only here
 
@@ -425,9 +433,15 @@ def bench_national(template=None, la: str = "861", workers: int = 2,
         out["dask_seconds"] = dask
         if 1 in dask:
             out["dask_speedup"] = {n: round(dask[1] / s, 2) for n, s in dask.items()}
+    out["load_average_after"] = _load()
     if folder is None:
         shutil.rmtree(root, ignore_errors=True)
     return out
+
+
+def _load() -> float:
+    """The one-minute load average (NaN where unknown)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else math.nan
 
 
 def _children_cpu_seconds() -> float:
