@@ -6,6 +6,7 @@ or its server."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures as cf
 import os
 import signal
 import sys
@@ -19,6 +20,13 @@ from jupyter_client.manager import AsyncKernelManager
 from helpers.run import execute, kernels
 from helpers.run.execute import NotebookJob
 from test_report import write_notebook
+
+
+def run_async(coro):
+    """asyncio.run on a thread of its own: an earlier test in this process (nbclient, papermill)
+    may leave an event loop set on the main thread."""
+    with cf.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 pytestmark = pytest.mark.skipif(not kernels.supported(), reason="kernels are forked on Linux only")
 
@@ -194,19 +202,19 @@ async def start_kernel(address: str) -> AsyncKernelManager:
 
 def test_a_kernel_dies_with_its_stub_and_all_with_the_server(server):
     server = server()
-    km = asyncio.run(start_kernel(server.address))
+    km = run_async(start_kernel(server.address))
     [kernel] = forked_kernels(server)
     stub = psutil.Process(km.provisioner.process.pid)
     assert "stub" in stub.cmdline()
     os.kill(stub.pid, signal.SIGKILL)  # as the pool kills a worker's descendants
     assert wait_for(lambda: not kernel.is_running() or kernel.status() == psutil.STATUS_ZOMBIE)
-    km2 = asyncio.run(start_kernel(server.address))
+    km2 = run_async(start_kernel(server.address))
     [kernel2] = forked_kernels(server)
     folder = server.folder
     server.close()
     assert wait_for(lambda: not kernel2.is_running() or kernel2.status() == psutil.STATUS_ZOMBIE)
     assert not Path(folder).exists()
-    asyncio.run(km2.shutdown_kernel(now=True))
+    run_async(km2.shutdown_kernel(now=True))
 
 
 def test_interrupt_passes_through_the_stub(server):
@@ -227,6 +235,6 @@ def test_interrupt_passes_through_the_stub(server):
         client.stop_channels()
         await km.shutdown_kernel()
         return reply["content"]
-    content = asyncio.run(scenario())
+    content = run_async(scenario())
     assert content["status"] == "error" and content["ename"] == "KeyboardInterrupt"
     assert wait_for(lambda: not forked_kernels(server))
