@@ -37,7 +37,6 @@ KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 #: A job's private folder (mode 0700) holds its inputs, e.g. the council's SSDA903 files; the
 #: worker's pid in the name lets a later job remove the folder of a worker that was killed.
 JOB_PREFIX = "care-trends-job-"
-_JOB_FOLDER = re.compile(re.escape(JOB_PREFIX) + r"(\d+)-")
 #: Single-threaded linear algebra in kernels: notebooks run side by side, one per core, and
 #: BLAS threads on top of that only contend for the same cores (numbers are unchanged).
 THREAD_LIMITS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -171,16 +170,18 @@ def execute(job: NotebookJob) -> dict:
     return outcome
 
 
-def remove_stale_job_folders(root=None) -> None:
+def remove_stale_job_folders(root=None, prefix: str = JOB_PREFIX) -> None:
     """Job folders left by killed workers (their pid no longer runs) go, with any copy of a
-    council's extract in them."""
+    council's extract in them; with `prefix`, other private folders named the same way
+    (PREFIX + the pid that made them + '-'), e.g. the kernel server's."""
     root = Path(root or tempfile.gettempdir())
     try:
-        entries = list(root.glob(f"{JOB_PREFIX}*"))
+        entries = list(root.glob(f"{prefix}*"))
     except OSError:
         return
+    folder = re.compile(re.escape(prefix) + r"(\d+)-")
     for entry in entries:
-        match = _JOB_FOLDER.match(entry.name)
+        match = folder.match(entry.name)
         if not match or not entry.is_dir():
             continue
         pid = int(match[1])
