@@ -9,6 +9,7 @@ import asyncio
 import concurrent.futures as cf
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -215,6 +216,23 @@ def test_a_kernel_dies_with_its_stub_and_all_with_the_server(server):
     assert wait_for(lambda: not kernel2.is_running() or kernel2.status() == psutil.STATUS_ZOMBIE)
     assert not Path(folder).exists()
     run_async(km2.shutdown_kernel(now=True))
+
+
+def test_a_stopped_server_leaves_no_folder_and_stale_ones_go(server, tmp_path):
+    srv = server()
+    srv.process.stdin.close()  # as when the process that started it dies
+    srv.process.wait(timeout=20)
+    assert not Path(srv.folder).exists()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"{kernels.FOLDER_PREFIX}{dead.pid}-abc"
+    stale.mkdir()
+    (stale / "kernels").touch()
+    live = tmp_path / f"{kernels.FOLDER_PREFIX}{os.getpid()}-def"
+    live.mkdir()
+    execute.remove_stale_job_folders(tmp_path, prefix=kernels.FOLDER_PREFIX)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(kernels.FOLDER_PREFIX)) \
+        == [live.name]
 
 
 def test_interrupt_passes_through_the_stub(server):

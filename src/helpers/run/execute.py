@@ -23,9 +23,11 @@ from pathlib import Path
 import nbformat
 import papermill
 import psutil
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError
+from traitlets import default
 
 from helpers.core import paths
 from helpers.run import kernels
@@ -35,7 +37,6 @@ KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 #: A job's private folder (mode 0700) holds its inputs, e.g. the council's SSDA903 files; the
 #: worker's pid in the name lets a later job remove the folder of a worker that was killed.
 JOB_PREFIX = "care-trends-job-"
-_JOB_FOLDER = re.compile(re.escape(JOB_PREFIX) + r"(\d+)-")
 #: Single-threaded linear algebra in kernels: notebooks run side by side, one per core, and
 #: BLAS threads on top of that only contend for the same cores (numbers are unchanged).
 THREAD_LIMITS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -87,9 +88,38 @@ ENGINE = "care-trends"
 papermill_engines.register(ENGINE, WriteAtEndEngine)
 
 
+#: Seconds of quiet on IOPub that end the wait for a new kernel (jupyter_client waits 0.2 s).
+IOPUB_QUIET = 0.02
+
+
+class QuickReadyClient(AsyncKernelClient):
+    """jupyter_client's kernel client, whose wait for a new kernel listens for IOPub messages
+    IOPUB_QUIET seconds at a time instead of 0.2: after the kernel has answered, jupyter_client
+    drains IOPub until it has been quiet that long, which cost 0.2 s of every notebook. The
+    messages drained are the status messages of the readiness check; nbclient reads only the
+    IOPub messages answering its own requests, so nothing it shows depends on the drain."""
+
+    async def wait_for_ready(self, timeout=None):
+        channel = self.iopub_channel
+        get_msg = channel.get_msg
+
+        def quick(timeout=None):
+            return get_msg(timeout=IOPUB_QUIET if timeout is None else min(timeout, IOPUB_QUIET))
+
+        channel.get_msg = quick
+        try:
+            await super().wait_for_ready(timeout)
+        finally:
+            del channel.get_msg
+
+
 class ForkedKernelManager(AsyncKernelManager):
     """jupyter_client's kernel manager, whose kernel command goes through the kernel server
-    when there is one (see `helpers.run.kernels`)."""
+    when there is one (see `helpers.run.kernels`), with the quicker wait for a new kernel."""
+
+    @default("client_factory")
+    def _client_factory_default(self):
+        return QuickReadyClient
 
     def format_kernel_cmd(self, extra_arguments=None):
         return kernels.stub_command(_kernel_server, super().format_kernel_cmd(extra_arguments))
@@ -140,16 +170,18 @@ def execute(job: NotebookJob) -> dict:
     return outcome
 
 
-def remove_stale_job_folders(root=None) -> None:
+def remove_stale_job_folders(root=None, prefix: str = JOB_PREFIX) -> None:
     """Job folders left by killed workers (their pid no longer runs) go, with any copy of a
-    council's extract in them."""
+    council's extract in them; with `prefix`, other private folders named the same way
+    (PREFIX + the pid that made them + '-'), e.g. the kernel server's."""
     root = Path(root or tempfile.gettempdir())
     try:
-        entries = list(root.glob(f"{JOB_PREFIX}*"))
+        entries = list(root.glob(f"{prefix}*"))
     except OSError:
         return
+    folder = re.compile(re.escape(prefix) + r"(\d+)-")
     for entry in entries:
-        match = _JOB_FOLDER.match(entry.name)
+        match = folder.match(entry.name)
         if not match or not entry.is_dir():
             continue
         pid = int(match[1])

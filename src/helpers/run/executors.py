@@ -20,7 +20,8 @@ import psutil
 
 from helpers.core.errors import CareTrendsError
 from helpers.run import kernels
-from helpers.run.execute import execute, kernel_environment, use_kernel_server
+from helpers.run.execute import (execute, kernel_environment, remove_stale_job_folders,
+                                 use_kernel_server)
 
 DEFAULT_WORKERS = 2
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -86,6 +87,7 @@ class LocalPool:
         self.workers = max(1, int(workers))
         self._pool = None
         kernel_environment()  # the server imports under the kernels' environment
+        remove_stale_job_folders(prefix=kernels.FOLDER_PREFIX)  # of runs that were killed
         self._server = kernels.KernelServer.start()
         if self.workers > 1 and not multiprocessing.current_process().daemon:
             self._start()

@@ -66,6 +66,8 @@ INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 PER_KERNEL_ENV = ("JPY_PARENT_PID", "JPY_SESSION_NAME")
 #: Set to 0 to start every kernel the usual way (no server).
 SWITCH_ENV = "CARE_TRENDS_KERNEL_SERVER"
+#: The server's private folder: this prefix, the pid of the process that started it, '-'.
+FOLDER_PREFIX = "care-trends-kernels-"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _HEADER = struct.Struct("!I")
 _MAX_ADDRESS = 100  # bytes: a Unix socket path must be shorter than 108
@@ -87,7 +89,7 @@ class KernelServer:
         (or $CARE_TRENDS_KERNEL_SERVER is 0)."""
         if not supported() or os.environ.get(SWITCH_ENV) == "0":
             return None
-        folder = tempfile.mkdtemp(prefix="care-trends-kernels-")
+        folder = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
         if len(os.fsencode(os.path.join(folder, "kernels"))) > _MAX_ADDRESS:
             os.rmdir(folder)
             return None
@@ -428,7 +430,8 @@ def serve(address: str) -> None:
     else:
         server.ready = True
     forked = server.serve(lifeline=0)
-    if forked is None:
+    if forked is None:  # stopped: its folder goes (the runner removes it too, or a later run)
+        shutil.rmtree(os.path.dirname(address), ignore_errors=True)
         sys.exit(0)
     become_kernel(*forked)
 
