@@ -636,18 +636,23 @@ def bench_monthly_default_inference(ctx: BenchContext) -> Measured:
 # 5. the whole default run
 # ---------------------------------------------------------------------------------------------
 
-def _tree_rss(proc) -> int:
+def _tree_memory(proc) -> tuple[int, int]:
+    """(PSS, RSS) summed over the process tree. PSS counts a page shared by n processes as 1/n
+    of it in each, so kernels forked from the kernel server are not charged again for the
+    server's memory (summed RSS counts it once per kernel); RSS where PSS is unavailable."""
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0
-    total = 0
+        return 0, 0
+    pss = rss = 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            info = p.memory_full_info()
+            rss += info.rss
+            pss += getattr(info, "pss", info.rss)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
-    return total
+    return pss, rss
 
 
 def bench_run(cores: int = 2, command: list[str] | None = None) -> dict:
@@ -677,9 +682,10 @@ def bench_run(cores: int = 2, command: list[str] | None = None) -> dict:
                             stderr=subprocess.STDOUT, text=True,
                             preexec_fn=pin if pinned else None)
     ps = psutil.Process(proc.pid)
-    peak = 0
+    peak = peak_rss = 0
     while proc.poll() is None:
-        peak = max(peak, _tree_rss(ps))
+        pss, rss = _tree_memory(ps)
+        peak, peak_rss = max(peak, pss), max(peak_rss, rss)
         time.sleep(0.05)
     wall = time.perf_counter() - start
     cpu = None
@@ -692,6 +698,7 @@ def bench_run(cores: int = 2, command: list[str] | None = None) -> dict:
     return {"command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(command)),
             "cores": len(pinned) or os.cpu_count(), "returncode": proc.returncode,
             "seconds": wall, "cpu_seconds": cpu, "peak_memory_mb": peak / 2**20,
+            "peak_summed_rss_mb": peak_rss / 2**20,
             "output_tail": [_no_paths(line) for line in output.strip().splitlines()[-3:]]}
 
 
@@ -702,7 +709,8 @@ def bench_care_trends_run(ctx: BenchContext) -> Measured:
     note = "both analyses, every notebook"
     if cpu:
         note += (f"; {cpu:.0f} CPU seconds in all (so at best {cpu / run['cores']:.0f} s on "
-                 f"{run['cores']} idle cores), peak memory {run['peak_memory_mb']:.0f} MB")
+                 f"{run['cores']} idle cores), peak memory {run['peak_memory_mb']:.0f} MB "
+                 f"(summed PSS; summed RSS {run['peak_summed_rss_mb']:.0f} MB)")
     return Measured(seconds=seconds, ours_seconds=seconds, note=note,
                     checks=[check("the run's exit code", run["returncode"],
                                   ok=run["returncode"] == 0)],
