@@ -221,6 +221,24 @@ def test_annual_series_names_case_insensitive_and_codes(panel):
     assert data.resolve_la("west midlands", panel).la_code is None
 
 
+def test_shared_panel_series_by_index_equal_a_scan(panel):
+    """Series of the shared panel come from an index (a national run reads thousands): the same
+    frames as a scan of a copy of the panel, for LAs, regions and England; each call a fresh
+    frame, so a caller changing one changes nothing else."""
+    for area in ("861", "Staffordshire", "West Midlands", "England", "Derby"):
+        for measure in ("starts", "cla_31_march", "referrals"):
+            for years in ((None, None), (2018, None), (None, 2022), (2018, 2022)):
+                pd.testing.assert_frame_equal(data.annual_series(area, measure, *years),
+                                              data.annual_series(area, measure, *years,
+                                                                 panel=panel))
+    first = data.annual_series("861", "starts")
+    first.loc[0, "count"] = -1
+    assert data.annual_series("861", "starts").loc[0, "count"] >= 0
+    assert data.resolve_la("stoke on trent") == data.resolve_la("stoke on trent", panel)
+    assert data.resolve_la(861) is data.resolve_la(861)      # kept: records are immutable
+    pd.testing.assert_frame_equal(data.boundary_breaks(), data.boundary_breaks(panel))
+
+
 def test_unknown_la_suggests_close_name(panel):
     with pytest.raises(CareTrendsError, match=r"unknown local authority 'Stoke-on-Tren'; did you mean 'Stoke-on-Trent'"):
         data.annual_series("Stoke-on-Tren", "starts", panel=panel)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import nbformat
 import pytest
@@ -122,3 +123,33 @@ def test_run_all_las_with_local_processes(tmp_path):
     assert [s["analysis"] for s in summary] == ["derby", "stoke-on-trent"]
     assert all(s["ok"] for s in summary), summary
     assert (tmp_path / "reports" / "all-las" / "derby" / "results.json").exists()
+
+
+def test_pool_without_kernels_forks_workers_and_starts_no_kernel_server():
+    """The national batch's pool: no kernel server, workers forked on Linux (they start with
+    this process' modules), stopped at once when the pool closes."""
+    from helpers.run.executors import LocalPool
+
+    with LocalPool(2, notebooks=False) as pool:
+        assert pool._server is None and pool.parallel
+        method = pool._pool._mp_context.get_start_method()
+        # forked unless another thread ran then (pytest's own may): fork would be unsafe
+        assert method in ("fork", "spawn") if sys.platform.startswith("linux") else "spawn"
+        assert LocalPool._start_method(pool) == "spawn"  # the pool's threads now run
+        assert pool.submit(3, fn=abs).result() == 3
+        processes = list(pool._pool._processes.values())
+    assert all(not p.is_alive() for p in processes)
+
+
+def test_start_method_forks_only_kernel_free_workers_from_a_single_thread(monkeypatch):
+    from helpers.run import executors
+
+    pool = executors.LocalPool.__new__(executors.LocalPool)
+    monkeypatch.setattr(executors.threading, "active_count", lambda: 1)
+    pool.notebooks = False
+    assert pool._start_method() == ("fork" if sys.platform.startswith("linux") else "spawn")
+    pool.notebooks = True  # kernels, and the kernel server's threads: never forked
+    assert pool._start_method() == "spawn"
+    pool.notebooks = False
+    monkeypatch.setattr(executors.threading, "active_count", lambda: 2)
+    assert pool._start_method() == "spawn"

@@ -32,7 +32,7 @@ from helpers.data import importer as _importer
 from helpers.data import sources
 from helpers.data import sources as _sources
 from helpers.data.areas import (LARecord, boundary_breaks, code_changes, list_las, reset_caches,
-                                shared_panel,
+                                area_series, shared_panel,
                                 resolve_la)
 from helpers.data.build import PANEL_COLUMNS, read_ees_edition
 from helpers.data.fetch import FetchResult, fetch_raw_files
@@ -73,11 +73,7 @@ def annual_series(la, measure: str, start_year: int | None = None, end_year: int
         raise CareTrendsError(vocab.suggest(measure, vocab.MEASURES, "measure"))
     rec = resolve_la(la, panel)
     panel = shared_panel() if panel is None else panel
-    if rec.la_code is not None:
-        rows = panel["la_code"].eq(rec.la_code).fillna(False)
-    else:
-        rows = panel["la_code"].isna() & panel["new_la_code"].eq(rec.new_la_code).fillna(False)
-    series = panel[rows & panel["measure"].eq(measure)]
+    series = area_series(panel, rec, measure)
     lo, hi = int(series["year"].min()), int(series["year"].max())
     for label, year in (("start_year", start_year), ("end_year", end_year)):
         if year is not None and not lo <= int(year) <= hi:
@@ -85,15 +81,11 @@ def annual_series(la, measure: str, start_year: int | None = None, end_year: int
                                   f"({lo}-{hi}); choose a reporting year in that range")
     if start_year is not None and end_year is not None and int(start_year) > int(end_year):
         raise CareTrendsError(f"start_year={start_year} is after end_year={end_year}; swap them")
-    if start_year is not None:
-        series = series[series["year"] >= int(start_year)]
-    if end_year is not None:
-        series = series[series["year"] <= int(end_year)]
-    cols = ["year", "count", "population", "rate_per_10000", "rate_source", "count_status",
-            "suppressed", "count_rounding", "count_source", "population_source",
-            "boundary_flag", "boundary_year", "la_code", "new_la_code", "la_name", "measure",
-            "value", "unit"]
-    return series[cols].sort_values("year").reset_index(drop=True)
+    if start_year is None and end_year is None:
+        return series
+    keep = series["year"].between(int(start_year) if start_year is not None else lo,
+                                  int(end_year) if end_year is not None else hi)
+    return series[keep].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------

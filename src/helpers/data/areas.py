@@ -8,6 +8,7 @@ import difflib
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 
 from helpers.core import paths
@@ -26,6 +27,10 @@ def reset_caches() -> None:
     """After the panel file is rewritten."""
     _read_panel.cache_clear()
     _default_areas.cache_clear()
+    _default_resolve.cache_clear()
+    _default_series_rows.cache_clear()
+    _default_area_series.cache_clear()
+    _default_boundary_breaks.cache_clear()
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,54 @@ def _areas(panel: pd.DataFrame) -> pd.DataFrame:
     return areas.reset_index(drop=True)
 
 
+#: The columns of an area's series (`helpers.data.annual_series`), in order.
+SERIES_COLUMNS = ["year", "count", "population", "rate_per_10000", "rate_source", "count_status",
+                  "suppressed", "count_rounding", "count_source", "population_source",
+                  "boundary_flag", "boundary_year", "la_code", "new_la_code", "la_name",
+                  "measure", "value", "unit"]
+
+
+def area_series(panel: pd.DataFrame, record: LARecord, measure: str) -> pd.DataFrame:
+    """One area's rows of a measure, SERIES_COLUMNS by year (a fresh frame). The shared
+    panel's are looked up in an index and kept: a national run reads thousands."""
+    path = panel_path()
+    mtime = path.stat().st_mtime if path.is_file() else None
+    if mtime is not None and panel is _read_panel(str(path), mtime):
+        return _default_area_series(str(path), mtime, _area_key(record), measure).copy()
+    if record.la_code is not None:
+        mine = panel["la_code"].eq(record.la_code).fillna(False)
+    else:
+        mine = panel["la_code"].isna() & panel["new_la_code"].eq(record.new_la_code).fillna(False)
+    return _by_year(panel[mine & panel["measure"].eq(measure)])
+
+
+def _area_key(record: LARecord) -> str:
+    """An area's key in the index: its old LA code, or its GSS code for England and regions."""
+    return f"la:{record.la_code}" if record.la_code is not None else f"gss:{record.new_la_code}"
+
+
+def _by_year(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[SERIES_COLUMNS].sort_values("year").reset_index(drop=True)
+
+
+@lru_cache(maxsize=2)
+def _default_series_rows(path: str, mtime: float) -> dict[tuple[str, str], np.ndarray]:
+    """{(area key, measure): row positions} of the shared panel."""
+    panel = _read_panel(path, mtime)
+    key = ("la:" + panel["la_code"].astype("string")).fillna(
+        "gss:" + panel["new_la_code"].astype("string"))
+    groups = pd.Series(np.arange(len(panel))).groupby(
+        [key.to_numpy(), panel["measure"].to_numpy()], sort=False).indices
+    return {(str(k), str(m)): rows for (k, m), rows in groups.items()}
+
+
+@lru_cache(maxsize=2048)
+def _default_area_series(path: str, mtime: float, key: str, measure: str) -> pd.DataFrame:
+    rows = _default_series_rows(path, mtime).get((key, measure))
+    panel = _read_panel(path, mtime)
+    return _by_year(panel.iloc[rows if rows is not None else []])
+
+
 def _norm(text: str) -> str:
     return " ".join(str(text).replace("-", " ").replace("&", "and").replace(",", " ").casefold().split())
 
@@ -89,7 +142,19 @@ def resolve_la(name_or_code, panel: pd.DataFrame | None = None) -> LARecord:
     A name shared by an old and a new authority (e.g. Dorset before and after 2019) resolves to the
     one with the most recent data; use the old code for the other. Unknown -> CareTrendsError with
     a "did you mean ..." suggestion."""
-    areas = list_las(panel)
+    if panel is None and isinstance(name_or_code, (str, int)) and not isinstance(name_or_code, bool):
+        path = panel_path()
+        if path.is_file():  # the shared panel's areas: one answer per name, kept (immutable)
+            return _default_resolve(str(path), path.stat().st_mtime, name_or_code)
+    return _resolve(name_or_code, list_las(panel))
+
+
+@lru_cache(maxsize=1024)
+def _default_resolve(path: str, mtime: float, name_or_code) -> LARecord:
+    return _resolve(name_or_code, _default_areas(path, mtime))
+
+
+def _resolve(name_or_code, areas: pd.DataFrame) -> LARecord:
     text = str(name_or_code).strip()
     if isinstance(name_or_code, (int, float)) and not isinstance(name_or_code, bool):
         text = str(int(name_or_code))
@@ -126,7 +191,20 @@ def boundary_breaks(panel: pd.DataFrame | None = None) -> pd.DataFrame:
     the same year within a region: la_code, la_name, region_name, role ('predecessor' ends,
     'successor' starts), boundary_year (first reporting year of the new geography),
     last_year_before, predecessors, successors, boundary_change (description)."""
-    panel = load_panel() if panel is None else panel
+    if panel is None:
+        path = panel_path()
+        if path.is_file():
+            return _default_boundary_breaks(str(path), path.stat().st_mtime).copy()
+        panel = load_panel()
+    return _boundary_breaks(panel)
+
+
+@lru_cache(maxsize=2)
+def _default_boundary_breaks(path: str, mtime: float) -> pd.DataFrame:
+    return _boundary_breaks(_read_panel(path, mtime))
+
+
+def _boundary_breaks(panel: pd.DataFrame) -> pd.DataFrame:
     # From the looked-after series, as the panel's boundary_* columns are (the workforce year
     # to 30 September lists a new authority half a year before its first reporting year).
     if panel["measure"].isin(LOOKED_AFTER_MEASURES).any():

@@ -48,7 +48,13 @@ def setup_style() -> None:
                          "axes.labelsize": BASE_FONT, "xtick.labelsize": BASE_FONT - 1,
                          "ytick.labelsize": BASE_FONT - 1, "legend.fontsize": BASE_FONT - 2,
                          "axes.titleweight": "bold", "axes.spines.top": False,
-                         "axes.spines.right": False, "axes.titlelocation": "left"})
+                         "axes.spines.right": False, "axes.titlelocation": "left",
+                         # Titles sit just above the plot (our charts put nothing there): a
+                         # fixed place spares matplotlib measuring every tick label again on
+                         # each draw to find one, a fifth of a chart's drawing time. And no
+                         # axis offset ("+1.2e4"), which readers cannot read and a title at the
+                         # top left could cover.
+                         "axes.titley": 1.0, "axes.formatter.useoffset": False})
 
 
 def human_name(name: str) -> str:

@@ -30,8 +30,8 @@ def coverage_table(la, measures=vocab.LOOKED_AFTER_MEASURES) -> pd.DataFrame:
                      "years with a count": f"{have.min()}-{have.max()} ({len(have)})",
                      "missing or suppressed": ", ".join(map(str, gaps)) or "none",
                      "rate per 10,000": rate_text,
-                     "boundary change": "yes" if s["boundary_flag"].fillna(False).astype(bool).any()
-                     else "no"})
+                     # the flag names the LA's role in a change ("predecessor", ...), else NA
+                     "boundary change": "yes" if s["boundary_flag"].notna().any() else "no"})
     return pd.DataFrame(rows)
 
 

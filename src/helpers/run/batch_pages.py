@@ -19,10 +19,12 @@ from collections.abc import Callable
 
 import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.text as mtext
 import nbformat
 from IPython.core.formatters import DisplayFormatter
 from IPython.core.pylabtools import print_figure
 from IPython.display import Markdown
+from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.figure import Figure
 
 from helpers import data
@@ -48,6 +50,46 @@ def _formatter() -> DisplayFormatter:
 
     formatter.formatters["image/png"].for_type(Figure, png)
     return formatter
+
+
+#: Plain-text sizes measured by Agg renderers in this process (see `shared_text_metrics`).
+_TEXT_METRICS: dict[tuple, tuple[float, float, float]] = {}
+_TEXT_METRICS_MAX = 50_000
+#: The settings a text's size depends on besides its font properties and the dpi.
+_TEXT_METRIC_RC = ("text.hinting", "text.hinting_factor", "text.kerning_factor")
+
+
+@contextlib.contextmanager
+def shared_text_metrics():
+    """matplotlib caches text sizes per renderer, and a figure drawn with a tight bounding box
+    uses two renderers of its own: every figure measured every label twice, a fifth of the
+    national batch's drawing. Here plain text measured by an Agg renderer is kept for the
+    process, keyed by everything the size depends on (text, font properties, the renderer's
+    dpi, the hinting and kerning settings); the pages stay byte-identical to papermill's
+    (tests/test_national_batch.py). Outside Agg, or for mathtext, matplotlib's own cache."""
+    original = getattr(mtext, "_get_text_metrics_with_cache", None)
+    if original is None:  # a matplotlib without it: nothing to share
+        yield
+        return
+
+    def metrics(renderer, text, fontprop, ismath, dpi):
+        if type(renderer) is not RendererAgg or ismath is not False:
+            return original(renderer, text, fontprop, ismath, dpi)
+        key = (text, fontprop.copy(), dpi, renderer.dpi,
+               *(matplotlib.rcParams[name] for name in _TEXT_METRIC_RC))
+        size = _TEXT_METRICS.get(key)
+        if size is None:
+            if len(_TEXT_METRICS) >= _TEXT_METRICS_MAX:
+                _TEXT_METRICS.clear()
+            size = _TEXT_METRICS[key] = renderer.get_text_width_height_descent(
+                text, fontprop, ismath)
+        return size
+
+    mtext._get_text_metrics_with_cache = metrics
+    try:
+        yield
+    finally:
+        mtext._get_text_metrics_with_cache = original
 
 
 class Page:
@@ -284,7 +326,7 @@ def build(stem: str, source: bytes, spec, fits) -> tuple[object, Page]:
     """One notebook's page for one LA: (the filled notebook node, its Page)."""
     page = Page()
     # A kernel starts from the rc file's settings; this process' own are restored afterwards.
-    with matplotlib.rc_context():
+    with matplotlib.rc_context(), shared_text_metrics():
         matplotlib.rc_file_defaults()
         try:
             BUILDERS[stem](page, spec, fits)

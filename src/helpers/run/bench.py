@@ -729,9 +729,25 @@ def bench_national_batch(ctx: BenchContext) -> Measured:
         baseline_seconds=run["one_la_notebooks_seconds"],
         checks=[check("LAs published by the batch", run["las_ok"], ok=run["las_ok"] > 100)],
         note=(f"{run['las_ok']} of {run['las']} LAs in {run['all_las_batch_seconds']:.0f} s "
-              f"against {run['one_la_notebooks_seconds']:.0f} s for one LA; CPU seconds "
+              f"against {run['one_la_notebooks_seconds']:.1f} s for one LA (median of "
+              f"{len(run['one_la_notebooks_runs'])} runs); CPU seconds "
               f"{cpu_ratio:.1f}x; load {run['load_average_before']} -> "
               f"{run['load_average_after']}"),
+        details=run)
+
+
+def bench_national_dask(ctx: BenchContext) -> Measured:
+    """The national batch on a 2-worker Dask LocalCluster against a 1-worker one (one thread
+    per worker), the published files of both checked equal
+    (`helpers.run.national_batch.bench_national`)."""
+    run = national_batch.bench_national(dask_workers=(1, 2), local=False)
+    one, two = run["dask_seconds"][1], run["dask_seconds"][2]
+    return Measured(
+        ratio=one / two, ours_seconds=two, baseline_seconds=one,
+        checks=[check("published files equal on 1 and 2 workers", None,
+                      ok=run["same_files"])],
+        note=(f"every LA in {two:.0f} s on 2 Dask workers against {one:.0f} s on 1; load "
+              f"{run['load_average_before']} -> {run['load_average_after']}"),
         details=run)
 
 
@@ -757,6 +773,8 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("national_batch_vs_one_la", "every LA (national batch) against one LA's run",
               bench_national_batch, "one LA through the notebooks", target=10.0,
               unit="times", slow=True),
+    Benchmark("national_batch_dask", "national batch on Dask: 2 workers against 1",
+              bench_national_dask, "a 1-worker Dask LocalCluster", target=1.7, slow=True),
     Benchmark("care_trends_run", "whole default care-trends run (2 cores)",
               bench_care_trends_run, "", target=30.0, unit="seconds", slow=True),
 )

@@ -107,20 +107,25 @@ def run_all_las(template=None, out_dir=None, *, las=None, scheduler=None,
         raise CareTrendsError(f"engine {engine!r}: use one of {', '.join(ENGINES)}")
     # The workers start (and, for the batch, load what its pages need) while the LAs' specs
     # are validated here.
-    pool = DaskPool(scheduler) if scheduler else LocalPool(workers)
+    batch_likely = engine != "notebooks" and notebook_dir is None and not only
+    pool = DaskPool(scheduler) if scheduler else LocalPool(workers, notebooks=not batch_likely)
     warming = []
     try:
-        if engine != "notebooks" and notebook_dir is None and not only:
+        if batch_likely:
             warming = national_batch.warm(pool)
         ok_specs, summary = specs_for(template, las)
         why = national_batch.supported(ok_specs, notebook_dir, only)
         if engine == "batch" and why:
             raise CareTrendsError(f"the national batch cannot publish this template "
                                   f"({why[0]}); run it with --notebooks")
+        engine = engine or ("notebooks" if why else "batch")
+        if engine == "notebooks" and isinstance(pool, LocalPool) and not pool.notebooks:
+            warming.clear()  # the template needs kernels after all: workers that start them
+            pool.close(kill=True)
+            pool = LocalPool(workers)
     except BaseException:
         pool.close(kill=True)
         raise
-    engine = engine or ("notebooks" if why else "batch")
     target_root = ((Path(out_dir) if out_dir else paths.reports_dir()) / SUBDIR).resolve()
     results: dict[str, dict | str] = {}
     try:

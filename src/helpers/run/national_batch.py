@@ -34,6 +34,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -387,14 +388,17 @@ def _drive(pool, jobs: list[PagesJob], finished, timeout: float) -> None:
 # Benchmark: the national batch against one LA's notebooks
 # --------------------------------------------------------------------------------------------
 def bench_national(template=None, la: str = "861", workers: int = 2,
-                   dask_workers: tuple[int, ...] = (), folder=None, local: bool = True) -> dict:
+                   dask_workers: tuple[int, ...] = (), folder=None, local: bool = True,
+                   one_la_runs: int = 3) -> dict:
     """Wall time of `care-trends run TEMPLATE --all-las` (every LA, the batch) against one LA's
     run of the same template through the papermill runner (`--la LA --notebooks`), each a fresh
-    `care-trends` process in this session, and optionally the batch on local Dask clusters of
-    each size in `dask_workers` (one thread per worker; `local=False` times only those).
-    Returns wall and CPU seconds (the CPU
-    of the run's processes, workers and kernels: what a busy shared machine does not change),
-    LAs, ratios and the load average around the runs."""
+    `care-trends` process in this session: the one-LA run `one_la_runs` times, before and after
+    the batch (its median is the baseline, so a moment's load on a shared machine moves it
+    less). Optionally the batch on local Dask clusters of each size in `dask_workers` (one
+    thread per worker; `local=False` times only those), whose published files must equal the
+    local batch's (or, without it, each other's). Returns wall and CPU seconds (the CPU of the
+    run's processes, workers and kernels: what a busy shared machine does not change), LAs,
+    ratios, the published files' digests and the load average around the runs."""
     template = template or "templates/all-las"
     root = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="care-trends-bench-"))
     env = {**os.environ, "PYTHONHASHSEED": "0"}
@@ -412,12 +416,20 @@ def bench_national(template=None, la: str = "861", workers: int = 2,
             raise CareTrendsError(f"benchmark run failed: {proc.stderr.strip()[-300:]}")
         return round(seconds, 1), round(used, 1)
 
+    def one_la() -> tuple[float, float]:
+        return timed(["--la", la, "--notebooks"], root / "one-la")
+
     out = {"workers": workers, "cores": os.cpu_count(), "load_average_before": _load()}
+    digests = {}
     if local:
-        one, one_cpu = timed(["--la", la, "--notebooks"], root / "one-la")
+        ones = [one_la() for _ in range(max(1, one_la_runs) // 2)]
         every, every_cpu = timed([], root / "batch")
+        ones += [one_la() for _ in range(max(1, one_la_runs) - len(ones))]
+        one, one_cpu = (float(statistics.median(v)) for v in zip(*ones))
         summary = json.loads((root / "batch" / "all-las" / "summary.json").read_text())
+        digests["local"] = tree_digest(root / "batch" / "all-las")
         out.update({"one_la_notebooks_seconds": one, "one_la_notebooks_cpu_seconds": one_cpu,
+                    "one_la_notebooks_runs": [s for s, _ in ones],
                     "all_las_batch_seconds": every, "all_las_batch_cpu_seconds": every_cpu,
                     "las": len(summary), "las_ok": sum(1 for r in summary if r["ok"]),
                     "ratio_all_to_one": round(every / one, 2)})
@@ -430,13 +442,26 @@ def bench_national(template=None, la: str = "861", workers: int = 2,
                               host="127.0.0.1", dashboard_address=None) as cluster:
                 dask[n] = timed(["--scheduler", cluster.scheduler_address],
                                 root / f"dask-{n}")[0]
+            digests[f"dask-{n}"] = tree_digest(root / f"dask-{n}" / "all-las")
         out["dask_seconds"] = dask
         if 1 in dask:
             out["dask_speedup"] = {n: round(dask[1] / s, 2) for n, s in dask.items()}
+    out["digests"] = digests
+    out["same_files"] = len(set(digests.values())) <= 1
     out["load_average_after"] = _load()
     if folder is None:
         shutil.rmtree(root, ignore_errors=True)
     return out
+
+
+def tree_digest(folder: Path) -> str:
+    """SHA-256 over every file under `folder` (relative paths and bytes, in path order): equal
+    for two runs that published the same files."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def _load() -> float:

@@ -199,7 +199,10 @@ def _exporter() -> HTMLExporter:
     exporter = HTMLExporter(template_name=TEMPLATE_NAME,
                             extra_template_basedirs=[str(templates_dir())],
                             exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True)
+                            exclude_output_prompt=True,
+                            # the notebook is validated once, after every preprocessor (not
+                            # after each of the dozen: a tenth of a page's rendering)
+                            optimistic_validation=True)
     remover = TagRemovePreprocessor(
         remove_cell_tags=("parameters", "injected-parameters", "remove_cell"), enabled=True)
     exporter.register_preprocessor(remover, enabled=True)
