@@ -104,6 +104,19 @@ def glossary_html() -> str:
 #: Elements whose text is never linked (already a link, a heading, a table, a chart, code).
 _SKIP = re.compile(r"^(a|h[1-6]|table|figure|code|pre|script|style|summary|caption|dt|button)$")
 _TAG = re.compile(r"(<[^>]+>)")
+_TAG_NAME = re.compile(r"</?\s*([A-Za-z0-9]+)")
+
+
+def _term_pattern(term: Term) -> re.Pattern:
+    return re.compile(r"\b(" + "|".join(re.escape(m) for m in term.matches) + r")\b",
+                      re.IGNORECASE if term.anchor != "synthetic-data" else 0)
+
+
+_PATTERNS = {t.anchor: _term_pattern(t) for t in TERMS}
+#: Any term at all (most text runs hold none, and then no term is tried one by one).
+_ANY_TERM = re.compile("|".join(f"(?:{p.pattern})" if p.flags & re.IGNORECASE
+                                else f"(?-i:{p.pattern})" for p in _PATTERNS.values()),
+                       re.IGNORECASE)
 
 
 def link_terms(page: str, href: str = "../glossary.html") -> str:
@@ -114,14 +127,10 @@ def link_terms(page: str, href: str = "../glossary.html") -> str:
         return page
     head, body, tail = page[:start], page[start:end], page[end:]
     pending = {t.anchor: t for t in TERMS}
-    patterns = {t.anchor: re.compile(r"\b(" + "|".join(re.escape(m) for m in t.matches)
-                                     + r")\b", re.IGNORECASE if t.anchor != "synthetic-data"
-                                     else 0)
-                for t in TERMS}
     out, stack = [], []
     for part in _TAG.split(body):
         if part.startswith("<"):
-            name = re.match(r"</?\s*([A-Za-z0-9]+)", part)
+            name = _TAG_NAME.match(part)
             if name:
                 tag = name.group(1).lower()
                 if part.startswith("</"):
@@ -132,11 +141,11 @@ def link_terms(page: str, href: str = "../glossary.html") -> str:
                     stack.append(tag)
             out.append(part)
             continue
-        if stack or not part.strip():
+        if stack or not part.strip() or not pending or not _ANY_TERM.search(part):
             out.append(part)
             continue
         for anchor in list(pending):
-            match = patterns[anchor].search(part)
+            match = _PATTERNS[anchor].search(part)
             if match:
                 link = (f'<a class="term" href="{href}#{anchor}">{match.group(1)}</a>')
                 part = part[:match.start()] + "\x00" + part[match.end():]
