@@ -204,3 +204,17 @@ def test_cli_hands_measuring_to_a_process_with_one_blas_thread(monkeypatch):
     assert seen["env"]["OPENBLAS_NUM_THREADS"] == "1"
     again = cli.build_parser().parse_args(seen["command"][3:])  # after: python -m helpers
     assert vars(again) == vars(args)
+
+
+def test_memory_peaks_read_pss_only_when_it_could_be_a_new_peak():
+    import psutil
+
+    peaks = bench.MemoryPeaks(psutil.Process())
+    peaks.sample()
+    assert 0 < peaks.pss <= peaks.rss
+    first = peaks.pss
+    peaks.sample()  # within PSS_INTERVAL: RSS read again, PSS not
+    assert peaks.pss == first and peaks._last_pss > 0
+    quiet = bench.MemoryPeaks(psutil.Process(), pss=False)
+    quiet.sample()
+    assert quiet.rss > 0 and quiet.pss == 0
