@@ -85,7 +85,8 @@ def main(argv=None) -> int:
 
     # 1-2. Calibration table: every method, every cell.
     log("calibration table")
-    table = calibration.calibration_table(n_sim=n_sim, seed=seed, refine=4, progress=log)
+    table = calibration.calibration_table(n_sim=n_sim, seed=seed, refine=4, progress=log,
+                                          bar=True)
     csv_dir = Path(args.csv_dir)
     csv_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(csv_dir / "calibration_table.csv", index=False)

@@ -394,3 +394,14 @@ def test_controlled_its_uses_the_group_degrees_of_freedom():
     treated = stats.t.ppf(0.975, n - fit.params.size / 2)
     assert (q > pooled + 1e-6).all()                 # wider than the pooled 2n - p df gave
     assert (q <= treated + 1e-6).all()               # at most the treated group's n - p/2
+
+
+def test_calibration_progress_bar_with_eta_changes_nothing(capsys):
+    cells = list(calibration.MONTHLY_CELLS[:2])
+    quiet = calibration.calibration_table(cells=cells, n_sim=40, methods=["quasipoisson"])
+    shown = calibration.calibration_table(cells=cells, n_sim=40, methods=["quasipoisson"],
+                                          bar=True)
+    cols = [c for c in quiet.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(quiet[cols], shown[cols])
+    err = capsys.readouterr().err
+    assert "calibration cells" in err and "2/2" in err
