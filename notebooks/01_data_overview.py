@@ -30,20 +30,13 @@ overrides = {}  # to try a change in JupyterLab, e.g. {"la": "Staffordshire"}
 from IPython.display import Markdown
 
 from helpers import data, spec as specs
-from helpers.core import timeline
 from helpers.present import charts, overview
 from helpers.present.tables import Table
 
 charts.setup_style()
 spec = specs.load_analysis(analysis, overrides)
 area = data.resolve_la(spec.la_code)
-first, last = area.first_year, area.last_year
-Markdown(
-    f"**{area.la_name}** (old LA code {area.la_code}, new code {area.new_la_code}, "
-    f"{area.region_name}). Official figures cover reporting years "
-    f"{timeline.reporting_year_label(first)} to {timeline.reporting_year_label(last)}; the "
-    f"analysis window starts in {timeline.reporting_year_label(spec.start_year)}."
-)
+Markdown(overview.area_intro(area, spec.start_year))
 
 # %% [markdown]
 # ## What the data are
@@ -78,18 +71,10 @@ Table(overview.provenance_table(area.la_code),
 # %%
 council = overview.official_vs_council(area.la_code)
 if council.empty:
-    display(Markdown(f"No council-reported figures are recorded for {area.la_name}."))
+    display(Markdown(overview.no_council_figures(area.la_name)))
 else:
-    display(Table(council, caption=f"{area.la_name}: council-reported counts beside the "
-                                         "official 31 March figure (same reporting year)"))
+    display(Table(council, caption=overview.COUNCIL_CAPTION.format(la_name=area.la_name)))
     overview.plot_official_vs_council(area.la_code);
 
 # %%
-breaks = data.boundary_breaks()
-mine = breaks[breaks["la_code"] == area.la_code]
-Markdown(
-    f"**Boundary changes:** {mine['boundary_change'].iloc[0]}" if len(mine)
-    else f"**Boundary changes:** none affect {area.la_name} in these years, so its series is "
-         "continuous. Where other authorities merged or split (Dorset and BCP 2019, "
-         "Northamptonshire 2021, Cumbria 2023 and others), comparisons drop or cut them."
-)
+Markdown(overview.boundary_text(area))

@@ -39,14 +39,7 @@ area = data.resolve_la(spec.la_code)
 marks = charts.event_marks(spec.events)
 stock = overview.comparison_rates(area.la_code, "cla_31_march", start_year=2010)
 starts = overview.comparison_rates(area.la_code, "starts", start_year=2010)
-latest = stock.iloc[-1]
-Markdown(
-    f"In {int(latest['year'])}, {area.la_name} had **{latest[area.la_name]:.0f} children looked "
-    f"after per 10,000** children, against {latest['statistical neighbours']:.0f} across its "
-    f"statistical neighbours, {latest[area.region_name]:.0f} in the {area.region_name} and "
-    f"{latest['England']:.0f} in England. In {int(stock['year'].iloc[0])} the figures were "
-    f"{stock[area.la_name].iloc[0]:.0f} and {stock['England'].iloc[0]:.0f} (England)."
-)
+Markdown(overview.rates_reading(stock, area))
 
 # %% [markdown]
 # ## Rates per 10,000 children
@@ -70,16 +63,9 @@ Table(starts.round(1), caption="Children starting to be looked after per 10,000 
 
 # %%
 rank = overview.rank_by_year(area.la_code, "cla_31_march", start_year=2010)
-top = rank.loc[rank["rank (1 = highest)"].idxmin()]
 display(Table(rank, caption=f"{area.la_name}: rank by rate of children looked after "
                                   "on 31 March (1 = highest rate in England)"))
-Markdown(
-    f"{area.la_name} ranked {rank['rank (1 = highest)'].iloc[0]} of "
-    f"{rank['of LAs'].iloc[0]} authorities in {rank['year'].iloc[0]} and "
-    f"{rank['rank (1 = highest)'].iloc[-1]} of {rank['of LAs'].iloc[-1]} in "
-    f"{rank['year'].iloc[-1]}; its highest position was {int(top['rank (1 = highest)'])} in "
-    f"{int(top['year'])}."
-)
+Markdown(overview.rank_reading(rank, area.la_name))
 
 # %% [markdown]
 # ## Growth decomposition: starts against exits

@@ -38,18 +38,14 @@ from helpers.core.records import save_records
 from helpers.models.analysis import its_for
 from helpers.present import charts, summary
 from helpers.present import its as its_words
-from helpers.present.tables import Table, markdown_list
+from helpers.present.tables import Table
 
 charts.setup_style()
 spec = specs.load_analysis(analysis, overrides)
 fits = its_for(spec)
 first = next(iter(fits.values()))
 publishing = bool(results_path)  # the runner publishes each chart's numbers beside the page
-Markdown(f"{its_words.impact_model_text(first)} Model: {spec.family}, reporting years "
-         f"{spec.start_year} to {int(first.counterfactual['time'].max())}. Each chart shows the "
-         f"published figures, the model's trend, and the trend expected without "
-         f"**{spec.event.title}** (the analysis' primary event) if the earlier trend had "
-         "continued, with its 95% confidence band. Numbered lines mark the events.")
+Markdown(its_words.page_intro(first, spec.family, spec.start_year, spec.event.title))
 
 # %% [markdown]
 # ## Children starting to be looked after
@@ -102,18 +98,7 @@ Markdown(its_words.summary(primary).split("\n\n")[0])
 
 # %%
 effects = summary.its_effects_table(fits)
-clear = effects[~effects["reading"].str.startswith("no clear")]
-Markdown(
-    f"Of {len(effects)} estimated changes for {spec.la_name} (every declared event and outcome), "
-    f"{len(clear)} {'has an interval that excludes' if len(clear) == 1 else 'have intervals that exclude'} "
-    "no change"
-    + (": " + "; ".join(f"{row['outcome']} after {row['event']} ({row['effect']} "
-                        f"{row['estimate (95% CI)']}), {row['reading']}"
-                        for row in clear.to_dict("records")) if len(clear) else "")
-    + f". With {len(effects)} tests, about one in twenty would exclude no change by chance "
-    "alone, so a single such result is weak evidence on its own; the summary page weighs the "
-    "designs together."
-)
+Markdown(its_words.effects_reading(effects, spec.la_name))
 
 # %%
 Table(effects, caption=f"{spec.la_name}: single-series ITS estimates ({spec.family})")
@@ -128,8 +113,8 @@ Table(effects, caption=f"{spec.la_name}: single-series ITS estimates ({spec.fami
 Table(summary.diagnostics_table(fits), caption="Model diagnostics by outcome")
 
 # %%
-notes = sorted({w for res in fits.values() for w in its_words.warnings(res)})
-Markdown("**Caveats from the fits**\n\n" + markdown_list(notes)) if notes else None
+caveats = its_words.caveats(fits)
+Markdown(caveats) if caveats else None
 
 # %%
 if results_path:

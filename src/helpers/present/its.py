@@ -9,6 +9,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from helpers.core import timeline, vocab
 from helpers.present import charts
+from helpers.present.tables import markdown_list
 from helpers.present.text import first_upper, fmt_num, format_interval, md_escape, plural
 
 
@@ -77,6 +78,38 @@ def impact_model_text(res) -> str:
             text += f", phased in over {ev.phase_in} {plural(res.unit, ev.phase_in)}"
         parts.append(text)
     return "Declared impact model: " + "; ".join(parts) + "."
+
+
+def page_intro(res, family: str, start_year: int, event_title: str) -> str:
+    """The ITS page's first paragraph: the declared impact model, the model and years, and
+    what each chart shows (`event_title`: the analysis' primary event)."""
+    return (f"{impact_model_text(res)} Model: {family}, reporting years {start_year} to "
+            f"{int(res.counterfactual['time'].max())}. Each chart shows the published "
+            "figures, the model's trend, and the trend expected without "
+            f"**{md_escape(event_title)}** (the analysis' primary event) if the earlier trend "
+            "had continued, with its 95% confidence band. Numbered lines mark the events.")
+
+
+def effects_reading(effects: pd.DataFrame, la_name: str) -> str:
+    """How many of the estimated changes exclude no change, which, and why one such result
+    is weak evidence on its own (`effects`: summary.its_effects_table)."""
+    clear = effects[~effects["reading"].str.startswith("no clear")]
+    verb = ("has an interval that excludes" if len(clear) == 1
+            else "have intervals that exclude")
+    which = ("; ".join(f"{row['outcome']} after {row['event']} ({row['effect']} "
+                       f"{row['estimate (95% CI)']}), {row['reading']}"
+                       for row in clear.to_dict("records")))
+    return (f"Of {len(effects)} estimated changes for {la_name} (every declared event and "
+            f"outcome), {len(clear)} {verb} no change" + (f": {which}" if len(clear) else "")
+            + f". With {len(effects)} tests, about one in twenty would exclude no change by "
+            "chance alone, so a single such result is weak evidence on its own; the summary "
+            "page weighs the designs together.")
+
+
+def caveats(fits: dict) -> str | None:
+    """Every fit's cautions, once each, as a list under a heading (None when there are none)."""
+    notes = sorted({w for res in fits.values() for w in warnings(res)})
+    return "**Caveats from the fits**\n\n" + markdown_list(notes) if notes else None
 
 
 def impact_method_text(res) -> str:

@@ -16,6 +16,35 @@ from helpers.present import charts
 # Data overview
 # --------------------------------------------------------------------------------------------
 
+def area_intro(area, start_year: int) -> str:
+    """The data overview's first lines: the authority, its codes and region, the years the
+    official figures cover and where the analysis window starts."""
+    return (f"**{area.la_name}** (old LA code {area.la_code}, new code {area.new_la_code}, "
+            f"{area.region_name}). Official figures cover reporting years "
+            f"{timeline.reporting_year_label(area.first_year)} to "
+            f"{timeline.reporting_year_label(area.last_year)}; the analysis window starts in "
+            f"{timeline.reporting_year_label(start_year)}.")
+
+
+def no_council_figures(la_name: str) -> str:
+    return f"No council-reported figures are recorded for {la_name}."
+
+
+COUNCIL_CAPTION = ("{la_name}: council-reported counts beside the official 31 March figure "
+                   "(same reporting year)")
+
+
+def boundary_text(area) -> str:
+    """Whether a boundary change breaks the authority's series, in a sentence."""
+    breaks = data.boundary_breaks()
+    mine = breaks[breaks["la_code"] == area.la_code]
+    if len(mine):
+        return f"**Boundary changes:** {mine['boundary_change'].iloc[0]}"
+    return (f"**Boundary changes:** none affect {area.la_name} in these years, so its series "
+            "is continuous. Where other authorities merged or split (Dorset and BCP 2019, "
+            "Northamptonshire 2021, Cumbria 2023 and others), comparisons drop or cut them.")
+
+
 def coverage_table(la, measures=vocab.LOOKED_AFTER_MEASURES) -> pd.DataFrame:
     """Per measure: years with a count, missing or suppressed years, where rates come from."""
     rows = []
@@ -125,6 +154,19 @@ def comparison_rates(la, measure="cla_31_march", start_year=2010, end_year=None,
     return out.reset_index(drop=True)
 
 
+def rates_reading(stock: pd.DataFrame, area) -> str:
+    """The latest rate of children looked after against neighbours, region and England, and
+    the first year's (`stock`: comparison_rates of cla_31_march)."""
+    latest = stock.iloc[-1]
+    return (f"In {int(latest['year'])}, {area.la_name} had **{latest[area.la_name]:.0f} "
+            f"children looked after per 10,000** children, against "
+            f"{latest['statistical neighbours']:.0f} across its statistical neighbours, "
+            f"{latest[area.region_name]:.0f} in the {area.region_name} and "
+            f"{latest['England']:.0f} in England. In {int(stock['year'].iloc[0])} the figures "
+            f"were {stock[area.la_name].iloc[0]:.0f} and {stock['England'].iloc[0]:.0f} "
+            "(England).")
+
+
 def plot_comparison(table: pd.DataFrame, la_name: str, measure: str, events: dict | None = None,
                     ax=None):
     """Lines of rate per 10,000 for the LA (bold) and its comparators."""
@@ -164,6 +206,17 @@ def rank_by_year(la, measure="cla_31_march", start_year=2010, end_year=None) -> 
             group.loc[mine.index[0], "rate_per_10000"]),
             "rank (1 = highest)": int(mine.iloc[0]), "of LAs": int(len(group))})
     return pd.DataFrame(rows)
+
+
+def rank_reading(rank: pd.DataFrame, la_name: str) -> str:
+    """Where the authority ranked in the first and last year, and its highest rank
+    (`rank`: rank_by_year)."""
+    position = rank["rank (1 = highest)"]
+    top = rank.loc[position.idxmin()]
+    return (f"{la_name} ranked {position.iloc[0]} of {rank['of LAs'].iloc[0]} authorities in "
+            f"{rank['year'].iloc[0]} and {position.iloc[-1]} of {rank['of LAs'].iloc[-1]} in "
+            f"{rank['year'].iloc[-1]}; its highest position was "
+            f"{int(top['rank (1 = highest)'])} in {int(top['year'])}.")
 
 
 def growth_decomposition(la, start_year=2010, end_year=None) -> pd.DataFrame:

@@ -28,11 +28,10 @@ from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.figure import Figure
 
 from helpers import data
-from helpers.core import timeline
 from helpers.core.errors import CareTrendsError
 from helpers.present import charts, overview, summary
 from helpers.present import its as its_words
-from helpers.present.tables import Table, markdown_list
+from helpers.present.tables import Table
 
 #: What the kernel's inline backend passes when it draws a figure (matplotlib_inline's
 #: InlineBackend.print_figure_kwargs).
@@ -144,12 +143,7 @@ def data_overview(page: Page, spec, fits) -> None:
     with page.cell():
         charts.setup_style()
         area = data.resolve_la(spec.la_code)
-        first, last = area.first_year, area.last_year
-        page.result(Markdown(
-            f"**{area.la_name}** (old LA code {area.la_code}, new code {area.new_la_code}, "
-            f"{area.region_name}). Official figures cover reporting years "
-            f"{timeline.reporting_year_label(first)} to {timeline.reporting_year_label(last)}; "
-            f"the analysis window starts in {timeline.reporting_year_label(spec.start_year)}."))
+        page.result(Markdown(overview.area_intro(area, spec.start_year)))
     with page.cell():
         page.result(Table(overview.coverage_table(area.la_code),
                           caption=f"{area.la_name}: coverage of the official series"))
@@ -160,22 +154,13 @@ def data_overview(page: Page, spec, fits) -> None:
     with page.cell():
         council = overview.official_vs_council(area.la_code)
         if council.empty:
-            page.display(Markdown(f"No council-reported figures are recorded for "
-                                  f"{area.la_name}."))
+            page.display(Markdown(overview.no_council_figures(area.la_name)))
         else:
-            page.display(Table(council, caption=f"{area.la_name}: council-reported counts "
-                                                "beside the official 31 March figure (same "
-                                                "reporting year)"))
+            page.display(Table(council,
+                               caption=overview.COUNCIL_CAPTION.format(la_name=area.la_name)))
             overview.plot_official_vs_council(area.la_code)
     with page.cell():
-        breaks = data.boundary_breaks()
-        mine = breaks[breaks["la_code"] == area.la_code]
-        page.result(Markdown(
-            f"**Boundary changes:** {mine['boundary_change'].iloc[0]}" if len(mine)
-            else f"**Boundary changes:** none affect {area.la_name} in these years, so its "
-                 "series is continuous. Where other authorities merged or split (Dorset and "
-                 "BCP 2019, Northamptonshire 2021, Cumbria 2023 and others), comparisons drop "
-                 "or cut them."))
+        page.result(Markdown(overview.boundary_text(area)))
 
 
 def trends(page: Page, spec, fits) -> None:
@@ -186,15 +171,7 @@ def trends(page: Page, spec, fits) -> None:
         marks = charts.event_marks(spec.events)
         stock = overview.comparison_rates(area.la_code, "cla_31_march", start_year=2010)
         starts = overview.comparison_rates(area.la_code, "starts", start_year=2010)
-        latest = stock.iloc[-1]
-        page.result(Markdown(
-            f"In {int(latest['year'])}, {area.la_name} had **{latest[area.la_name]:.0f} "
-            f"children looked after per 10,000** children, against "
-            f"{latest['statistical neighbours']:.0f} across its statistical neighbours, "
-            f"{latest[area.region_name]:.0f} in the {area.region_name} and "
-            f"{latest['England']:.0f} in England. In {int(stock['year'].iloc[0])} the figures "
-            f"were {stock[area.la_name].iloc[0]:.0f} and {stock['England'].iloc[0]:.0f} "
-            "(England)."))
+        page.result(Markdown(overview.rates_reading(stock, area)))
     with page.cell():
         overview.plot_comparison(stock, area.la_name, "cla_31_march", marks)
     with page.cell():
@@ -207,15 +184,9 @@ def trends(page: Page, spec, fits) -> None:
                           caption="Children starting to be looked after per 10,000 children"))
     with page.cell():
         rank = overview.rank_by_year(area.la_code, "cla_31_march", start_year=2010)
-        top = rank.loc[rank["rank (1 = highest)"].idxmin()]
         page.display(Table(rank, caption=f"{area.la_name}: rank by rate of children looked "
                                          "after on 31 March (1 = highest rate in England)"))
-        page.result(Markdown(
-            f"{area.la_name} ranked {rank['rank (1 = highest)'].iloc[0]} of "
-            f"{rank['of LAs'].iloc[0]} authorities in {rank['year'].iloc[0]} and "
-            f"{rank['rank (1 = highest)'].iloc[-1]} of {rank['of LAs'].iloc[-1]} in "
-            f"{rank['year'].iloc[-1]}; its highest position was "
-            f"{int(top['rank (1 = highest)'])} in {int(top['year'])}."))
+        page.result(Markdown(overview.rank_reading(rank, area.la_name)))
     with page.cell():
         decomposition = overview.growth_decomposition(area.la_code, start_year=2010)
         overview.plot_decomposition(decomposition, area.la_name, marks)
@@ -239,12 +210,8 @@ def its(page: Page, spec, fits) -> None:
     with page.cell():
         charts.setup_style()
         first = next(iter(fits.values()))
-        page.result(Markdown(
-            f"{its_words.impact_model_text(first)} Model: {spec.family}, reporting years "
-            f"{spec.start_year} to {int(first.counterfactual['time'].max())}. Each chart shows "
-            "the published figures, the model's trend, and the trend expected without "
-            f"**{spec.event.title}** (the analysis' primary event) if the earlier trend had "
-            "continued, with its 95% confidence band. Numbered lines mark the events."))
+        page.result(Markdown(its_words.page_intro(first, spec.family, spec.start_year,
+                                                  spec.event.title)))
     for outcome, words in ITS_SECTIONS:
         with page.cell():
             if outcome in fits:
@@ -260,27 +227,15 @@ def its(page: Page, spec, fits) -> None:
         page.result(Markdown(its_words.summary(primary).split("\n\n")[0]))
     with page.cell():
         effects = summary.its_effects_table(fits)
-        clear = effects[~effects["reading"].str.startswith("no clear")]
-        page.result(Markdown(
-            f"Of {len(effects)} estimated changes for {spec.la_name} (every declared event and "
-            f"outcome), {len(clear)} "
-            f"{'has an interval that excludes' if len(clear) == 1 else 'have intervals that exclude'}"
-            " no change"
-            + (": " + "; ".join(f"{row['outcome']} after {row['event']} ({row['effect']} "
-                                f"{row['estimate (95% CI)']}), {row['reading']}"
-                                for row in clear.to_dict("records")) if len(clear) else "")
-            + f". With {len(effects)} tests, about one in twenty would exclude no change by "
-            "chance alone, so a single such result is weak evidence on its own; the summary "
-            "page weighs the designs together."))
+        page.result(Markdown(its_words.effects_reading(effects, spec.la_name)))
     with page.cell():
         page.result(Table(effects, caption=f"{spec.la_name}: single-series ITS estimates "
                                            f"({spec.family})"))
     with page.cell():
         page.result(Table(summary.diagnostics_table(fits), caption="Model diagnostics by outcome"))
     with page.cell():
-        notes = sorted({w for res in fits.values() for w in its_words.warnings(res)})
-        page.result(Markdown("**Caveats from the fits**\n\n" + markdown_list(notes))
-                    if notes else None)
+        caveats = its_words.caveats(fits)
+        page.result(Markdown(caveats) if caveats else None)
     with page.cell():
         page.records.extend(rec for res in fits.values()
                             for rec in res.to_records(analysis=spec.analysis, notebook="03_its",
