@@ -53,6 +53,16 @@ def shared_panel() -> pd.DataFrame:
     return _read_panel(str(path), path.stat().st_mtime)
 
 
+def _shared(panel: pd.DataFrame | None) -> tuple[str, float] | None:
+    """(path, mtime) of the committed panel when `panel` is it (None, or the shared frame):
+    the key of the caches derived from it below. None for any other panel."""
+    path = panel_path()
+    if not path.is_file():
+        return None
+    key = (str(path), path.stat().st_mtime)
+    return key if panel is None or panel is _read_panel(*key) else None
+
+
 @lru_cache(maxsize=4)
 def _default_areas(path: str, mtime: float) -> pd.DataFrame:
     return _areas(_read_panel(path, mtime))
@@ -60,12 +70,10 @@ def _default_areas(path: str, mtime: float) -> pd.DataFrame:
 
 def list_las(panel: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per area (England, regions, LAs) with its identity and the years it has data."""
-    if panel is None:
-        path = panel_path()
-        if path.is_file():
-            return _default_areas(str(path), path.stat().st_mtime).copy()
-        panel = load_panel()
-    return _areas(panel)
+    shared = _shared(panel)
+    if shared:
+        return _default_areas(*shared).copy()
+    return _areas(load_panel() if panel is None else panel)
 
 
 def _areas(panel: pd.DataFrame) -> pd.DataFrame:
@@ -94,10 +102,9 @@ SERIES_COLUMNS = ["year", "count", "population", "rate_per_10000", "rate_source"
 def area_series(panel: pd.DataFrame, record: LARecord, measure: str) -> pd.DataFrame:
     """One area's rows of a measure, SERIES_COLUMNS by year (a fresh frame). The shared
     panel's are looked up in an index and kept: a national run reads thousands."""
-    path = panel_path()
-    mtime = path.stat().st_mtime if path.is_file() else None
-    if mtime is not None and panel is _read_panel(str(path), mtime):
-        return _default_area_series(str(path), mtime, _area_key(record), measure).copy()
+    shared = _shared(panel)
+    if shared:
+        return _default_area_series(*shared, _area_key(record), measure).copy()
     if record.la_code is not None:
         mine = panel["la_code"].eq(record.la_code).fillna(False)
     else:
@@ -142,10 +149,9 @@ def resolve_la(name_or_code, panel: pd.DataFrame | None = None) -> LARecord:
     A name shared by an old and a new authority (e.g. Dorset before and after 2019) resolves to the
     one with the most recent data; use the old code for the other. Unknown -> CareTrendsError with
     a "did you mean ..." suggestion."""
-    if panel is None and isinstance(name_or_code, (str, int)) and not isinstance(name_or_code, bool):
-        path = panel_path()
-        if path.is_file():  # the shared panel's areas: one answer per name, kept (immutable)
-            return _default_resolve(str(path), path.stat().st_mtime, name_or_code)
+    shared = _shared(panel)
+    if shared and isinstance(name_or_code, (str, int)) and not isinstance(name_or_code, bool):
+        return _default_resolve(*shared, name_or_code)  # one answer per name, kept (immutable)
     return _resolve(name_or_code, list_las(panel))
 
 
@@ -191,12 +197,10 @@ def boundary_breaks(panel: pd.DataFrame | None = None) -> pd.DataFrame:
     the same year within a region: la_code, la_name, region_name, role ('predecessor' ends,
     'successor' starts), boundary_year (first reporting year of the new geography),
     last_year_before, predecessors, successors, boundary_change (description)."""
-    if panel is None:
-        path = panel_path()
-        if path.is_file():
-            return _default_boundary_breaks(str(path), path.stat().st_mtime).copy()
-        panel = load_panel()
-    return _boundary_breaks(panel)
+    shared = _shared(panel)
+    if shared:
+        return _default_boundary_breaks(*shared).copy()
+    return _boundary_breaks(load_panel() if panel is None else panel)
 
 
 @lru_cache(maxsize=2)
