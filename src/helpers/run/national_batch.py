@@ -28,7 +28,6 @@ LA's executed notebooks beside its pages.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import hashlib
 import json
 import math
@@ -54,7 +53,7 @@ from helpers.core.io import atomic_write_json
 from helpers.core.records import RECORD_COLUMNS
 from helpers.models.batch_its import its_for_many
 from helpers.present import charts
-from helpers.run import batch_pages, runner
+from helpers.run import batch_pages, runner, scheduling
 from helpers.run.publish import MANIFEST, add_answer_to_pages, page_header, render_page
 from helpers.spec import Analysis
 
@@ -327,14 +326,14 @@ def _without_outputs(notebook: Path) -> bytes:
 
 
 def _drive(pool, jobs: list[PagesJob], finished, timeout: float) -> None:
-    """Keep the workers busy with `jobs` (a few queued ahead of them). A job whose worker dies
-    is run again LA by LA (`WORKER_DEATH_RETRIES` times) before its LAs are reported failed;
-    a job over its deadline (`timeout` seconds per LA) fails its LAs and the workers restart."""
+    """Keep the workers busy with `jobs` (a few queued ahead of them;
+    `helpers.run.scheduling.drive`). A job whose worker dies is run again LA by LA
+    (`WORKER_DEATH_RETRIES` times) before its LAs are reported failed; a job over its deadline
+    (`timeout` seconds per LA) fails its LAs and the workers restart."""
     pending = [(job, 0) for job in jobs]
-    running: dict[cf.Future, tuple[PagesJob, int, float]] = {}
-    ahead = 2 * pool.workers if pool.parallel else 1
 
-    def lost(job: PagesJob, tries: int, why: str) -> None:
+    def lost(item, why: str, alone: bool) -> None:
+        job, tries = item
         if tries < WORKER_DEATH_RETRIES:
             pending[:0] = [(single, tries + 1) for single in job.split()]
             return
@@ -342,46 +341,16 @@ def _drive(pool, jobs: list[PagesJob], finished, timeout: float) -> None:
         finished([{"analysis": name, "ok": False, "stem": "(pages)", "ename": "WorkerDied",
                    "evalue": f"{why}{times}"} for name in job.names])
 
-    while pending or running:
-        broken = False
-        while pending and len(running) < ahead:
-            job, tries = pending[0]
-            try:
-                future = pool.submit(job, fn=build_pages)
-            except (cf.BrokenExecutor, RuntimeError):
-                broken = True
-                break
-            pending.pop(0)
-            running[future] = (job, tries, time.monotonic())
-        completed, _ = cf.wait(running, timeout=0 if broken else 2,
-                               return_when=cf.FIRST_COMPLETED)
-        for future in completed:
-            job, tries, _ = running.pop(future)
-            try:
-                outcomes = future.result()
-            except Exception as exc:  # noqa: BLE001 - build_pages never raises: the worker died
-                broken = broken or isinstance(exc, cf.BrokenExecutor)
-                lost(job, tries, runner._worker_lost(exc))
-                continue
-            finished(outcomes)
-        if broken:  # every job on a broken pool is lost with it
-            for job, tries, _ in running.values():
-                lost(job, tries, runner._worker_lost(cf.BrokenExecutor()))
-            running.clear()
-            pool.restart()
-            continue
-        now = time.monotonic()
-        late = [f for f, (job, _, started) in running.items()
-                if now - started > timeout * len(job.items) + 30]
-        if late:
-            for future in late:
-                job, _, _ = running.pop(future)
-                finished([{"analysis": name, "ok": False, "stem": "(pages)", "ename": "Timeout",
-                           "evalue": f"did not finish within {timeout:.0f} s per LA; raise "
-                                     "--timeout"} for name in job.names])
-            pool.restart()
-            pending[:0] = [(job, tries) for job, tries, _ in running.values()]
-            running.clear()
+    def late(item) -> None:
+        finished([{"analysis": name, "ok": False, "stem": "(pages)", "ename": "Timeout",
+                   "evalue": f"did not finish within {timeout:.0f} s per LA; raise --timeout"}
+                  for name in item[0].names])
+
+    scheduling.drive(
+        pool, pending, submit=lambda item: pool.submit(item[0], fn=build_pages),
+        done=lambda item, outcomes: finished(outcomes), lost=lost, late=late,
+        deadline=lambda item: timeout * len(item[0].items) + 30,
+        ahead=2 * pool.workers if pool.parallel else 1, poll=2)
 
 
 # --------------------------------------------------------------------------------------------

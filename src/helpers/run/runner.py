@@ -36,7 +36,6 @@ ACTION is `kill` (SIGKILL this process; the default) or `sleep=SECONDS`.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import hashlib
 import json
@@ -58,6 +57,7 @@ from helpers.core.collection import (RESULTS_DIR, RESULTS_PATH, discover_noteboo
 from helpers.core.errors import CareTrendsError
 from helpers.core.io import atomic_write_json
 from helpers.core.records import RECORD_COLUMNS
+from helpers.run import scheduling
 from helpers.run.execute import NotebookJob
 from helpers.run.executors import DEFAULT_WORKERS, LocalPool
 from helpers.run.publish import MANIFEST, add_answer_to_pages, page_header
@@ -557,92 +557,60 @@ def schedule(runs: list[AnalysisRun], pool, *, timeout: float, progress: bool,
     return results
 
 
-def _worker_lost(exc: BaseException) -> str:
-    if isinstance(exc, cf.BrokenExecutor):
-        return "its worker process died (killed, or out of memory)"
-    text = str(exc).strip().splitlines()
-    return f"its worker failed ({type(exc).__name__}: {text[0] if text else ''})".replace(
-        ": )", ")")
-
-
 def _drive(pool, ready: list, completed, timeout: float, bar,
            retries: int = WORKER_DEATH_RETRIES) -> None:
-    """At most `pool.workers` notebooks at a time, each with its own deadline.
+    """At most `pool.workers` notebooks at a time, each with its own deadline
+    (`helpers.run.scheduling.drive`).
 
     A notebook over its timeout fails its analysis; the workers are restarted and the other
     notebooks that were running then are started again. When a worker dies (or a cluster job
     raises instead of returning) the notebooks running then are run again, each alone, so a
     death can be pinned on one notebook: a notebook whose worker dies while it runs alone gets
     `retries` more runs, then fails (its analysis only); the others carry on."""
-    running: dict[cf.Future, tuple] = {}
     suspects: set[int] = set()  # run alone from now on
     deaths: dict[int, int] = {}  # deaths while running alone: the notebook's own
 
-    def suspect(job) -> bool:
-        return id(job) in suspects
-
-    def lost(run, job, why: str, alone: bool) -> None:
+    def lost(item, why: str, alone: bool) -> None:
+        run, job = item
         if alone:
             deaths[id(job)] = deaths.get(id(job), 0) + 1
         suspects.add(id(job))
         if deaths.get(id(job), 0) <= retries and run.error is None:
             run.running -= 1
-            ready.insert(0, (run, job))
+            ready.insert(0, item)
             return
         n = deaths.get(id(job), 0)
         times = f" {n} times" if n > 1 else ""
         completed(run, {"stem": job.stem, "ok": False, "cell": None, "ename": "WorkerDied",
                         "evalue": f"{why}{times}"})
 
-    while ready or running:
-        broken = False
-        while ready and len(running) < pool.workers:
-            run, job = ready[0]
-            if running and (suspect(job) or any(suspect(j) for _, j, _ in running.values())):
-                break  # a retried notebook runs alone
-            try:
-                future = pool.submit(job)
-            except (cf.BrokenExecutor, RuntimeError):  # the pool broke since the last look
-                broken = True
-                break
-            ready.pop(0)
-            run.running += 1
-            running[future] = (run, job, time.monotonic())
-        bar.set_postfix_str(", ".join(sorted(f"{r.analysis}/{j.stem}"
-                                             for r, j, _ in running.values())))
-        alone = len(running) == 1
-        finished, _ = cf.wait(running, timeout=0 if broken else 5,
-                              return_when=cf.FIRST_COMPLETED)
-        for future in finished:
-            run, job, _ = running.pop(future)
-            try:
-                outcome = future.result()
-            except Exception as exc:  # noqa: BLE001 - execute() never raises: the worker died
-                broken = broken or isinstance(exc, cf.BrokenExecutor)
-                lost(run, job, _worker_lost(exc), alone)
-                continue
-            completed(run, outcome)
-        if broken:  # every notebook on the broken pool is lost with it; fresh workers
-            for run, job, _ in running.values():
-                lost(run, job, _worker_lost(cf.BrokenExecutor()), alone)
-            running.clear()
-            pool.restart()
-            continue
-        now = time.monotonic()
-        late = [f for f, (_, _, started) in running.items()
-                if now - started > timeout + 30]  # the grace covers kernel start and HTML
-        if late:
-            for future in late:
-                run, job, _ = running.pop(future)
-                completed(run, {"stem": job.stem, "ok": False, "cell": None, "ename": "Timeout",
-                                "evalue": f"did not finish within {timeout:.0f} s; raise "
-                                          "--timeout or make the notebook faster"})
-            pool.restart()
-            for run, job, _ in running.values():  # stopped with the late one: run them again
-                run.running -= 1
-                if run.error is None:
-                    ready.insert(0, (run, job))
-            running.clear()
+    def late(item) -> None:
+        run, job = item
+        completed(run, {"stem": job.stem, "ok": False, "cell": None, "ename": "Timeout",
+                        "evalue": f"did not finish within {timeout:.0f} s; raise --timeout or "
+                                  "make the notebook faster"})
+
+    def restarted(items: list) -> None:  # stopped with the late one: run them again
+        for run, job in items:
+            run.running -= 1
+            if run.error is None:
+                ready.insert(0, (run, job))
+
+    def submit(item):
+        item[0].running += 1
+        try:
+            return pool.submit(item[1])
+        except BaseException:
+            item[0].running -= 1
+            raise
+
+    scheduling.drive(
+        pool, ready, submit=submit, done=lambda item, outcome: completed(item[0], outcome),
+        lost=lost, late=late, restarted=restarted,
+        deadline=lambda item: timeout + 30,  # the grace covers kernel start and HTML
+        ahead=pool.workers, poll=5, runs_alone=lambda item: id(item[1]) in suspects,
+        tick=lambda items: bar.set_postfix_str(", ".join(sorted(
+            f"{run.analysis}/{job.stem}" for run, job in items))))
 
 
 def failure_message(analysis: str, outcome: dict, kept: Path | None) -> str:
