@@ -790,15 +790,17 @@ def bench_national_batch(ctx: BenchContext) -> Measured:
 
 def bench_national_dask(ctx: BenchContext) -> Measured:
     """The national batch on a 2-worker Dask LocalCluster against a 1-worker one (one thread
-    per worker), the published files of both checked equal
+    per worker; two runs of each, 1 2 2 1, so a drift in the machine's speed cancels), the
+    published files of every run checked equal
     (`helpers.run.national_batch.bench_national`)."""
-    run = national_batch.bench_national(dask_workers=(1, 2), local=False)
+    run = national_batch.bench_national(dask_workers=(1, 2), local=False, dask_rounds=2)
     one, two = run["dask_seconds"][1], run["dask_seconds"][2]
     return Measured(
         ratio=one / two, ours_seconds=two, baseline_seconds=one,
         checks=[check("published files equal on 1 and 2 workers", None,
                       ok=run["same_files"])],
-        note=(f"every LA in {two:.0f} s on 2 Dask workers against {one:.0f} s on 1; load "
+        note=(f"every LA in {two:.0f} s on 2 Dask workers against {one:.0f} s on 1 (means of "
+              f"2 runs each, in the order 1 2 2 1: {run['dask_runs_seconds']}); load "
               f"{run['load_average_before']} -> {run['load_average_after']}"),
         details=run)
 

@@ -55,6 +55,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
     # Ctrl-C reaches the whole foreground process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A forked worker inherits the command's SIGTERM handler (helpers.cli): it ends the way a
+    # spawned one does instead.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def descendants(pid: int) -> list[psutil.Process]:

@@ -358,14 +358,15 @@ def _drive(pool, jobs: list[PagesJob], finished, timeout: float) -> None:
 # --------------------------------------------------------------------------------------------
 def bench_national(template=None, la: str = "861", workers: int = 2,
                    dask_workers: tuple[int, ...] = (), folder=None, local: bool = True,
-                   one_la_runs: int = 3) -> dict:
+                   one_la_runs: int = 3, dask_rounds: int = 1) -> dict:
     """Wall time of `care-trends run TEMPLATE --all-las` (every LA, the batch) against one LA's
     run of the same template through the papermill runner (`--la LA --notebooks`), each a fresh
     `care-trends` process in this session: the one-LA run `one_la_runs` times, before and after
     the batch (its median is the baseline, so a moment's load on a shared machine moves it
     less). Optionally the batch on local Dask clusters of each size in `dask_workers` (one
-    thread per worker; `local=False` times only those), whose published files must equal the
-    local batch's (or, without it, each other's). Returns wall and CPU seconds (the CPU of the
+    thread per worker; `local=False` times only those; `dask_rounds` runs of each, mirrored
+    order, mean time), whose published files must equal the local batch's (or, without it,
+    each other's). Returns wall and CPU seconds (the CPU of the
     run's processes, workers and kernels: what a busy shared machine does not change), LAs,
     ratios, the published files' digests and the load average around the runs."""
     template = template or "templates/all-las"
@@ -405,13 +406,20 @@ def bench_national(template=None, la: str = "861", workers: int = 2,
     if dask_workers:
         from distributed import LocalCluster  # a project dependency, needed only here
 
-        dask = {}
-        for n in dask_workers:  # wall seconds (the cluster's workers are not our children)
+        # Each size `dask_rounds` times, in mirrored order (1 2 2 1): the machine's speed
+        # drifts over minutes on a shared host, and a steady drift then cancels in the means.
+        order = [n for r in range(dask_rounds)
+                 for n in (dask_workers if r % 2 == 0 else dask_workers[::-1])]
+        runs: dict[int, list[float]] = {n: [] for n in dask_workers}
+        for i, n in enumerate(order):  # wall seconds (the cluster's workers are not our children)
             with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                               host="127.0.0.1", dashboard_address=None) as cluster:
-                dask[n] = timed(["--scheduler", cluster.scheduler_address],
-                                root / f"dask-{n}")[0]
-            digests[f"dask-{n}"] = tree_digest(root / f"dask-{n}" / "all-las")
+                runs[n].append(timed(["--scheduler", cluster.scheduler_address],
+                                     root / f"dask-{n}-{i}")[0])
+            digests[f"dask-{n}-{i}"] = tree_digest(root / f"dask-{n}-{i}" / "all-las")
+            shutil.rmtree(root / f"dask-{n}-{i}", ignore_errors=True)
+        dask = {n: round(statistics.fmean(times), 1) for n, times in runs.items()}
+        out["dask_runs_seconds"] = runs
         out["dask_seconds"] = dask
         if 1 in dask:
             out["dask_speedup"] = {n: round(dask[1] / s, 2) for n, s in dask.items()}
