@@ -660,19 +660,18 @@ def _tree_rss(procs) -> int:
     return total
 
 
-def _tree_memory(proc) -> tuple[int, int]:
-    """(PSS, RSS) summed over the process tree. PSS counts a page shared by n processes as 1/n
-    of it in each, so kernels forked from the kernel server are not charged again for the
+def _tree_pss(procs) -> int:
+    """Proportional memory (PSS) summed over the processes: a page shared by n processes counts
+    1/n in each, so kernels forked from the kernel server are not charged again for the
     server's memory (summed RSS counts it once per kernel); RSS where PSS is unavailable."""
-    pss = rss = 0
-    for p in _tree(proc):
+    total = 0
+    for p in procs:
         try:
             info = p.memory_full_info()
-            rss += info.rss
-            pss += getattr(info, "pss", info.rss)
+            total += getattr(info, "pss", info.rss)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
-    return pss, rss
+    return total
 
 
 class MemoryPeaks:
@@ -692,7 +691,7 @@ class MemoryPeaks:
         now = time.monotonic()
         if self.read_pss and rss > self.pss and now - self._last_pss >= PSS_INTERVAL:
             self._last_pss = now
-            self.pss = max(self.pss, _tree_memory(self.proc)[0])
+            self.pss = max(self.pss, _tree_pss(procs))
 
 
 def bench_run(cores: int = 2, command: list[str] | None = None, pss: bool = True) -> dict:
@@ -753,15 +752,15 @@ def bench_care_trends_run(ctx: BenchContext) -> Measured:
     median of three is then a run nobody watched that closely)."""
     runs = [bench_run(cores=ctx.config.cores, pss=i == 0) for i in range(RUN_REPEATS)]
     seconds = float(statistics.median(r["seconds"] for r in runs))
-    worst = {**runs[0], "peak_summed_rss_mb": max(r["peak_summed_rss_mb"] for r in runs)}
+    memory = {**runs[0], "peak_summed_rss_mb": max(r["peak_summed_rss_mb"] for r in runs)}
     cpu = statistics.median(r["cpu_seconds"] for r in runs) if runs[0]["cpu_seconds"] else None
     note = (f"both analyses, every notebook; median of {len(runs)} runs ("
             + ", ".join(f"{r['seconds']:.1f}" for r in runs) + " s)")
     if cpu:
         note += (f"; {cpu:.0f} CPU seconds in all (so at best {cpu / runs[0]['cores']:.0f} s on "
-                 f"{runs[0]['cores']} idle cores), peak memory {worst['peak_memory_mb']:.0f} MB "
-                 f"(summed PSS; summed RSS {worst['peak_summed_rss_mb']:.0f} MB)")
-    details = {**{k: v for k, v in worst.items() if k != "seconds"},
+                 f"{runs[0]['cores']} idle cores), peak memory {memory['peak_memory_mb']:.0f} MB "
+                 f"(summed PSS; summed RSS {memory['peak_summed_rss_mb']:.0f} MB)")
+    details = {**{k: v for k, v in memory.items() if k != "seconds"},
                "runs_seconds": [round(r["seconds"], 2) for r in runs], "cpu_seconds": cpu}
     return Measured(seconds=seconds, ours_seconds=seconds, note=note,
                     checks=[check("every run's exit code", max(abs(r["returncode"]) for r in runs),

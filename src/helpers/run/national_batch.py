@@ -68,8 +68,6 @@ JOURNAL = ".batch-progress.json"
 MAX_CHUNK = 5
 #: The notebook whose builder needs the fitted ITS.
 ITS_STEM = "03_its"
-#: Runs of an LA's pages whose worker died before the LA is reported failed.
-WORKER_DEATH_RETRIES = 1
 
 
 def supported(specs: list[Analysis], notebook_dir=None, only=None) -> list[str]:
@@ -328,13 +326,13 @@ def _without_outputs(notebook: Path) -> bytes:
 def _drive(pool, jobs: list[PagesJob], finished, timeout: float) -> None:
     """Keep the workers busy with `jobs` (a few queued ahead of them;
     `helpers.run.scheduling.drive`). A job whose worker dies is run again LA by LA
-    (`WORKER_DEATH_RETRIES` times) before its LAs are reported failed; a job over its deadline
-    (`timeout` seconds per LA) fails its LAs and the workers restart."""
+    (`scheduling.WORKER_DEATH_RETRIES` times) before its LAs are reported failed; a job over
+    its deadline (`timeout` seconds per LA) fails its LAs and the workers restart."""
     pending = [(job, 0) for job in jobs]
 
     def lost(item, why: str, alone: bool) -> None:
         job, tries = item
-        if tries < WORKER_DEATH_RETRIES:
+        if tries < scheduling.WORKER_DEATH_RETRIES:
             pending[:0] = [(single, tries + 1) for single in job.split()]
             return
         times = f" {tries + 1} times" if tries else ""

@@ -70,8 +70,6 @@ RESULTS_FOLDER = "results"
 #: Where a job's private folder holds the council's SSDA903 files (never published).
 SSDA903_FOLDER = "ssda903"
 SSDA903_KEYS = ("ssda903_header", "ssda903_episodes")
-#: Runs of a notebook whose worker process died before it is reported failed.
-WORKER_DEATH_RETRIES = 1
 TEST_HOOK_ENV = "CARE_TRENDS_TEST_HOOK"
 #: Leftovers of a run: `.X.tmp-PID` (being written) and `.X.old-PID` (set aside by a swap).
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)$")
@@ -558,7 +556,7 @@ def schedule(runs: list[AnalysisRun], pool, *, timeout: float, progress: bool,
 
 
 def _drive(pool, ready: list, completed, timeout: float, bar,
-           retries: int = WORKER_DEATH_RETRIES) -> None:
+           retries: int = scheduling.WORKER_DEATH_RETRIES) -> None:
     """At most `pool.workers` notebooks at a time, each with its own deadline
     (`helpers.run.scheduling.drive`).
 

@@ -20,6 +20,10 @@ import concurrent.futures as cf
 import time
 from collections.abc import Callable
 
+#: More runs a job gets after its worker dies before it is reported failed (the runner runs
+#: it again alone; the national batch LA by LA).
+WORKER_DEATH_RETRIES = 1
+
 
 def worker_lost(exc: BaseException) -> str:
     """Why a job came back without a result, in words."""
